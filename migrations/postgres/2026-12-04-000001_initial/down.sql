@@ -1,0 +1,13 @@
+DROP TABLE audit_events;
+DROP TABLE predictions;
+DROP TABLE model_runs;
+DROP TABLE messages;
+DROP TABLE resolutions;
+DROP TABLE grades;
+DROP TABLE assignments;
+DROP TABLE items;
+DROP TABLE memberships;
+DROP TABLE projects;
+DROP TABLE guidelines;
+DROP TABLE users;
+DROP FUNCTION quorum_reject_change();

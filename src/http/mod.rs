@@ -1,0 +1,70 @@
+//! The web server: JSON API under `/api/v1`, server-rendered pages, embedded static assets.
+//!
+//! Handlers parse the request, call one store or domain function (on actix's blocking pool,
+//! since diesel is synchronous) and map the result to a response. Business rules live in
+//! `domain/`; access checks are written once in [`access`].
+
+pub mod access;
+pub mod api;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod pages;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::TokenKeys;
+use crate::config::Settings;
+use crate::store::Database;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Database,
+    pub settings: Settings,
+    pub keys: TokenKeys,
+}
+
+/// Largest JSON body accepted, in bytes.
+const JSON_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Registers every route; shared by the server and tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(error::json_error_handler))
+        .app_data(web::FormConfig::default().limit(64 * 1024))
+        .route("/healthz", web::get().to(api::healthz))
+        .service(
+            web::scope("/api/v1")
+                .route("/auth/login", web::post().to(api::login))
+                .route("/auth/logout", web::post().to(api::logout))
+                .route("/me", web::get().to(api::me))
+                .route("/projects", web::get().to(api::list_projects))
+                .route("/projects/{slug}", web::get().to(api::get_project))
+                .route("/projects/{slug}/items/{item_id}/image/{variant}", web::get().to(api::item_image)),
+        )
+        .route("/static/{path:.*}", web::get().to(assets::serve))
+        .route("/", web::get().to(pages::index))
+        .route("/login", web::get().to(pages::login_form))
+        .route("/login", web::post().to(pages::login_submit))
+        .route("/logout", web::post().to(pages::logout))
+        .route("/studies", web::get().to(pages::studies))
+        .route("/studies/{slug}", web::get().to(pages::dashboard));
+}
+
+/// Starts the server on an already bound listener (tests bind port 0).
+pub fn run(listener: TcpListener, state: AppState) -> std::io::Result<Server> {
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::default())
+            .wrap(actix_web::middleware::Compress::default())
+            .app_data(state.clone())
+            .configure(configure)
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,15 @@
+//! Quorum: multi-grader labeling of medical images with adjudication, agreement statistics
+//! and a reference-standard export. The module tree follows the layers: `domain` is pure
+//! logic, `store` is the database, `http` the web server, `imaging` the image pipeline, and
+//! `cli` the subcommands that tie them together.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod csvio;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod imaging;
+pub mod store;
+//TMP pub mod tabular;

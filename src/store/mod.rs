@@ -1,0 +1,231 @@
+//! Persistence: one diesel connection type over SQLite and PostgreSQL, the pool, migrations.
+//!
+//! [`DbConnection`] is a diesel `MultiConnection`, so every query is written once and runs on
+//! both backends. The backend is picked from the URL scheme by [`Backend::from_url`] rather
+//! than by the derive's `establish`, which tries each backend in turn and discards the real
+//! connection error. SQLite connections are opened in WAL mode with foreign keys on and a
+//! busy timeout; PostgreSQL is used as configured.
+//!
+//! The query modules (`users`, `projects`, `items`, ...) map rows to domain types. Grades,
+//! resolutions and audit events are append-only: the migrations install triggers that reject
+//! UPDATE and DELETE on them.
+
+pub mod audit;
+pub mod guidelines;
+pub mod items;
+pub mod models;
+pub mod projects;
+pub mod schema;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// How long a SQLite writer waits for the lock before failing with "database is locked".
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+/// A connection to either supported backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("could not open the database: {0}")]
+    Connect(String),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::PoolError),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+impl Backend {
+    /// Picks the backend from the URL scheme: `postgres://` and `postgresql://` are PostgreSQL,
+    /// `sqlite://` or a plain file path is SQLite.
+    pub fn from_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Strips the optional `sqlite://` prefix so diesel receives a file path.
+fn sqlite_path(url: &str) -> &str {
+    url.strip_prefix("sqlite://").unwrap_or(url)
+}
+
+/// Opens one connection of the backend the URL names, with the SQLite settings applied.
+///
+/// Fails with the backend's own message, for example "connection refused" for a PostgreSQL
+/// server that is not running or "unable to open database file" for a missing folder.
+pub fn establish(url: &str) -> StoreResult<DbConnection> {
+    match Backend::from_url(url) {
+        Backend::Postgres => PgConnection::establish(url)
+            .map(DbConnection::Postgres)
+            .map_err(|e| StoreError::Connect(format!("PostgreSQL at {}: {e}", redact_url(url)))),
+        Backend::Sqlite => {
+            let path = sqlite_path(url);
+            let mut conn = SqliteConnection::establish(path)
+                .map_err(|e| StoreError::Connect(format!("SQLite file {path}: {e}")))?;
+            conn.batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+                 PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+            ))
+            .map_err(|e| StoreError::Connect(format!("SQLite file {path}: {e}")))?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Hides the password of a `postgres://user:password@host` URL for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => {
+            let user = credentials.split(':').next().unwrap_or("");
+            if credentials.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// r2d2 manager that opens connections through [`establish`].
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: String,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConnection, StoreError> {
+        establish(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        conn.batch_execute("SELECT 1").map_err(StoreError::Query)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// The connection pool and the backend it talks to; cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<ConnectionManager>,
+    backend: Backend,
+}
+
+pub type Conn = PooledConnection<ConnectionManager>;
+
+impl Database {
+    /// Opens a pool on `url` and runs every pending migration.
+    ///
+    /// Fails when the first connection cannot be made (with the backend's message) or a
+    /// migration fails.
+    pub fn open(url: &str, max_connections: u32) -> StoreResult<Database> {
+        let backend = Backend::from_url(url);
+        // Connect once outside the pool so a bad URL fails with its real reason instead of
+        // r2d2's generic timeout.
+        let mut first = establish(url)?;
+        run_migrations(&mut first)?;
+        drop(first);
+
+        let pool = Pool::builder()
+            .max_size(max_connections)
+            .connection_timeout(Duration::from_secs(30))
+            .build(ConnectionManager { url: url.to_string() })?;
+        Ok(Database { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Takes a connection from the pool, waiting up to 30 s.
+    pub fn conn(&self) -> StoreResult<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `SELECT 1`: the health check.
+    pub fn ping(&self) -> StoreResult<()> {
+        let mut conn = self.conn()?;
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+}
+
+/// Applies every pending migration of the connection's backend.
+pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<()> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// Reverts every applied migration, newest first. Used by the migration round-trip test.
+pub fn revert_all_migrations(conn: &mut DbConnection) -> StoreResult<()> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgres(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// The current time as Unix epoch milliseconds, the unit of every `*_at` column.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_millis() as i64
+}
+
+/// True when a diesel error is a unique-constraint violation on either backend.
+pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

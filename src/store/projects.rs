@@ -1,0 +1,177 @@
+//! Studies and their members.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+
+use super::models::{MembershipRow, NewMembership, NewProject, ProjectRow};
+use super::schema::{items, memberships, projects};
+use super::{is_unique_violation, now_ms, DbConnection, StoreError, StoreResult};
+use crate::domain::roles::{pseudonym, ItemStatus, ResolutionPolicy, Role};
+
+/// What a lead chooses when creating a study.
+pub struct ProjectSpec<'a> {
+    pub slug: &'a str,
+    pub name: &'a str,
+    pub guideline_id: i64,
+    pub overlap: i32,
+    pub policy: ResolutionPolicy,
+    pub policy_params: serde_json::Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateProjectError {
+    #[error("a study with slug {0:?} already exists; choose another slug")]
+    SlugTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Inserts a study and returns it.
+pub fn create_project(conn: &mut DbConnection, spec: &ProjectSpec<'_>) -> Result<ProjectRow, CreateProjectError> {
+    let params = spec.policy_params.to_string();
+    let row = NewProject {
+        slug: spec.slug,
+        name: spec.name,
+        guideline_id: spec.guideline_id,
+        overlap: spec.overlap,
+        policy: spec.policy.as_str(),
+        policy_params: &params,
+        blinding: true,
+        status: "active",
+        created_at: now_ms(),
+    };
+    conn.transaction(|conn| {
+        diesel::insert_into(projects::table).values(&row).execute(conn)?;
+        projects::table
+            .filter(projects::slug.eq(spec.slug))
+            .select(ProjectRow::as_select())
+            .first(conn)
+    })
+    .map_err(|error| {
+        if is_unique_violation(&error) {
+            CreateProjectError::SlugTaken(spec.slug.to_string())
+        } else {
+            CreateProjectError::Store(StoreError::Query(error))
+        }
+    })
+}
+
+pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> StoreResult<Option<ProjectRow>> {
+    Ok(projects::table
+        .filter(projects::slug.eq(slug))
+        .select(ProjectRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Adds a member with a role, or changes the role of an existing member. A new member gets
+/// the next free pseudonym of the study ("Grader A", "Grader B", ...), kept for good.
+pub fn set_member(conn: &mut DbConnection, project_id: i64, user_id: i64, role: Role) -> StoreResult<MembershipRow> {
+    conn.transaction(|conn| {
+        let existing = memberships::table
+            .filter(memberships::project_id.eq(project_id))
+            .filter(memberships::user_id.eq(user_id))
+            .select(MembershipRow::as_select())
+            .first(conn)
+            .optional()?;
+        if existing.is_some() {
+            diesel::update(memberships::table)
+                .filter(memberships::project_id.eq(project_id))
+                .filter(memberships::user_id.eq(user_id))
+                .set(memberships::role.eq(role.as_str()))
+                .execute(conn)?;
+        } else {
+            let count: i64 = memberships::table
+                .filter(memberships::project_id.eq(project_id))
+                .count()
+                .get_result(conn)?;
+            let name = pseudonym(count as usize);
+            let row = NewMembership { project_id, user_id, role: role.as_str(), pseudonym: &name, created_at: now_ms() };
+            diesel::insert_into(memberships::table).values(&row).execute(conn)?;
+        }
+        memberships::table
+            .filter(memberships::project_id.eq(project_id))
+            .filter(memberships::user_id.eq(user_id))
+            .select(MembershipRow::as_select())
+            .first(conn)
+    })
+    .map_err(StoreError::Query)
+}
+
+/// The caller's role in a study, if a member.
+pub fn role_of(conn: &mut DbConnection, project_id: i64, user_id: i64) -> StoreResult<Option<Role>> {
+    let role: Option<String> = memberships::table
+        .filter(memberships::project_id.eq(project_id))
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::role)
+        .first(conn)
+        .optional()?;
+    match role {
+        None => Ok(None),
+        Some(text) => Role::parse(&text)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("membership role {text:?}"))),
+    }
+}
+
+/// A study as listed for a user: the row, the user's role and its item count.
+pub struct ProjectSummary {
+    pub project: ProjectRow,
+    pub role: Option<Role>,
+    pub item_count: i64,
+}
+
+/// The studies a user belongs to; admins see every study.
+pub fn list_for_user(conn: &mut DbConnection, user_id: i64, is_admin: bool) -> StoreResult<Vec<ProjectSummary>> {
+    let rows: Vec<ProjectRow> = projects::table.order(projects::slug.asc()).select(ProjectRow::as_select()).load(conn)?;
+    let roles: BTreeMap<i64, String> = memberships::table
+        .filter(memberships::user_id.eq(user_id))
+        .select((memberships::project_id, memberships::role))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
+    let counts: BTreeMap<i64, i64> = items::table
+        .group_by(items::project_id)
+        .select((items::project_id, diesel::dsl::count_star()))
+        .load::<(i64, i64)>(conn)?
+        .into_iter()
+        .collect();
+
+    let mut summaries = Vec::new();
+    for project in rows {
+        let role = roles.get(&project.id).and_then(|r| Role::parse(r));
+        if role.is_none() && !is_admin {
+            continue;
+        }
+        let item_count = counts.get(&project.id).copied().unwrap_or(0);
+        summaries.push(ProjectSummary { project, role, item_count });
+    }
+    Ok(summaries)
+}
+
+/// Item counts by workflow status, every status present (zero when none).
+pub fn status_counts(conn: &mut DbConnection, project_id: i64) -> StoreResult<Vec<(ItemStatus, i64)>> {
+    let counts: BTreeMap<String, i64> = items::table
+        .filter(items::project_id.eq(project_id))
+        .group_by(items::status)
+        .select((items::status, diesel::dsl::count_star()))
+        .load::<(String, i64)>(conn)?
+        .into_iter()
+        .collect();
+    Ok(ItemStatus::ALL
+        .into_iter()
+        .map(|status| (status, counts.get(status.as_str()).copied().unwrap_or(0)))
+        .collect())
+}
+
+/// Members of a study with their usernames, in joining order.
+pub fn members(conn: &mut DbConnection, project_id: i64) -> StoreResult<Vec<(MembershipRow, String)>> {
+    use super::schema::users;
+    Ok(memberships::table
+        .inner_join(users::table)
+        .filter(memberships::project_id.eq(project_id))
+        .order(memberships::id.asc())
+        .select((MembershipRow::as_select(), users::username))
+        .load(conn)?)
+}
