@@ -48,7 +48,7 @@ struct Candidate {
 }
 
 /// Imports every image under `source` (a folder, searched recursively, or a `.zip`) into
-/// `project`.
+/// `project`. Zip files found in a folder are imported as well.
 ///
 /// Fails only when the source or the metadata file cannot be read at all; problems with
 /// single files are listed in the report.
@@ -68,7 +68,7 @@ pub fn import_images(
     let mut report = ImportReport::default();
     let candidates = if source.is_dir() {
         folder_candidates(source, limits, &mut report)?
-    } else if source.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
+    } else if has_extension(&source.to_string_lossy(), "zip") {
         zip_candidates(source, limits, &mut report)?
     } else {
         anyhow::bail!("{} is neither a folder nor a .zip file", source.display());
@@ -211,6 +211,10 @@ fn import_one(
 
 use diesel::Connection;
 
+fn has_extension(name: &str, extension: &str) -> bool {
+    Path::new(name).extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(extension))
+}
+
 fn is_image_name(name: &str) -> bool {
     Path::new(name)
         .extension()
@@ -238,6 +242,15 @@ fn folder_candidates(root: &Path, limits: ImageLimits, report: &mut ImportReport
     let mut candidates = Vec::new();
     for path in files {
         let name = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+        if has_extension(&name, "zip") {
+            // A zip inside the folder is imported too; its entries are named `archive.zip/entry`.
+            let mut entries = zip_candidates(&path, limits, report)?;
+            for entry in &mut entries {
+                entry.name = format!("{name}/{}", entry.name);
+            }
+            candidates.extend(entries);
+            continue;
+        }
         if !is_image_name(&name) {
             report.skipped.push(name);
             continue;

@@ -91,22 +91,33 @@ pub fn process(bytes: &[u8], limits: ImageLimits) -> Result<ProcessedImage, Imag
         return Err(ImageError::TooLarge { size, limit: limits.max_file_bytes });
     }
 
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let format = reader.format().ok_or(ImageError::UnknownFormat)?;
+    let format = image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat)?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Tiff) {
         return Err(ImageError::UnsupportedFormat(format!("{format:?}")));
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(ImageError::Corrupt("the JPEG ends before its end-of-image marker".into()));
+    }
 
-    let mut decoder = reader.into_decoder().map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let (width, height) = decoder.dimensions();
+    // Read only the header first: the decoders allocate no pixel buffer until decoding.
+    let mut probe = ImageReader::with_format(Cursor::new(bytes), format);
+    probe.no_limits();
+    let (width, height) = probe.into_dimensions().map_err(|e| ImageError::Corrupt(e.to_string()))?;
     if width == 0 || height == 0 {
         return Err(ImageError::Empty);
     }
     if u64::from(width) * u64::from(height) > limits.max_pixels || width > limits.max_side || height > limits.max_side {
         return Err(ImageError::TooManyPixels { width, height, limit: limits.max_pixels, max_side: limits.max_side });
     }
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut decode_limits = image::Limits::default();
+    decode_limits.max_image_width = Some(limits.max_side);
+    decode_limits.max_image_height = Some(limits.max_side);
+    // Room for the largest accepted image at 16 bits per channel with alpha.
+    decode_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8));
+    reader.limits(decode_limits);
+    let mut decoder = reader.into_decoder().map_err(|e| ImageError::Corrupt(e.to_string()))?;
     let orientation = decoder.orientation().ok();
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| ImageError::Corrupt(e.to_string()))?;
     if let Some(orientation) = orientation {
@@ -123,6 +134,19 @@ pub fn process(bytes: &[u8], limits: ImageLimits) -> Result<ProcessedImage, Imag
         display_jpeg: encode_jpeg(&display)?,
         thumbnail_jpeg: encode_jpeg(&thumbnail)?,
     })
+}
+
+/// True when a JPEG has an end-of-image marker after its last start-of-scan marker.
+///
+/// The JPEG decoder fills a truncated scan with grey instead of failing, so a file cut off in
+/// transfer would otherwise import as a damaged photograph. Inside entropy-coded data every
+/// 0xFF byte is followed by 0x00 or a restart marker, so 0xFFD9 there is always the real end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|pair| pair == [0xFF, 0xDA]);
+    match last_scan {
+        Some(start) => bytes[start..].windows(2).any(|pair| pair == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 /// An 8-bit RGB copy no larger than `max_side`; 16-bit and grey sources are converted.

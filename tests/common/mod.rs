@@ -1,0 +1,163 @@
+//! Test support: a real server on port 0 over its own SQLite file or PostgreSQL schema.
+//!
+//! PostgreSQL tests are marked with
+//! `#[cfg_attr(not(quorum_postgres_tests), ignore = "...")]`; `build.rs` enables them when
+//! `QUORUM_TEST_POSTGRES_URL` is set (for example `postgres://postgres@127.0.0.1:5432/test`).
+//! Each PostgreSQL test gets a fresh schema, dropped when the test ends, so tests run in
+//! parallel.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use quorum::auth::TokenKeys;
+use quorum::config::Settings;
+use quorum::http::{self, AppState};
+use quorum::store::Database;
+
+/// The reason shown for PostgreSQL tests that did not run.
+pub const PG_SKIP_REASON: &str = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of one test: its data folder and URL; a PostgreSQL schema is dropped on drop.
+pub struct TestDatabase {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pg_schema: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub fn new(backend: TestBackend) -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        match backend {
+            TestBackend::Sqlite => {
+                let url = dir.path().join("quorum.db").to_string_lossy().into_owned();
+                TestDatabase { dir, url, pg_schema: None }
+            }
+            TestBackend::Postgres => {
+                let base = std::env::var("QUORUM_TEST_POSTGRES_URL").expect(PG_SKIP_REASON);
+                static COUNTER: AtomicU32 = AtomicU32::new(0);
+                let schema = format!(
+                    "quorum_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    rand::random::<u32>()
+                );
+                let mut conn = diesel::PgConnection::establish(&base).expect("connect to QUORUM_TEST_POSTGRES_URL");
+                conn.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("create test schema");
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{separator}options=-csearch_path%3D{schema}");
+                TestDatabase { dir, url, pg_schema: Some((base, schema)) }
+            }
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            addr: "127.0.0.1:0".into(),
+            data_dir: self.dir.path().to_path_buf(),
+            database_url: Some(self.url.clone()),
+        }
+    }
+
+    pub fn open(&self) -> Database {
+        Database::open(&self.url, 8).expect("open test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some((base, schema)) = &self.pg_schema {
+            if let Ok(mut conn) = diesel::PgConnection::establish(base) {
+                let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// A running server for one test.
+pub struct TestApp {
+    pub base_url: String,
+    pub db: Database,
+    pub settings: Settings,
+    pub database: TestDatabase,
+    pub client: reqwest::blocking::Client,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database of the given backend.
+    pub fn spawn(backend: TestBackend) -> TestApp {
+        Self::spawn_on(TestDatabase::new(backend))
+    }
+
+    /// Starts a server on an existing test database.
+    pub fn spawn_on(database: TestDatabase) -> TestApp {
+        let settings = database.settings();
+        let db = database.open();
+        let keys = TokenKeys::load_or_create(&settings.jwt_key_path()).expect("signing key");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let base_url = format!("http://{}", listener.local_addr().expect("local address"));
+        let state = AppState { db: db.clone(), settings: settings.clone(), keys };
+
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let server = http::run(listener, state).expect("start server");
+                sender.send(server.handle()).expect("send handle");
+                let _ = server.await;
+            });
+        });
+        let server = receiver.recv().expect("server handle");
+        let client = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        TestApp { base_url, db, settings, database, client, server }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Creates a user directly in the store and returns its id.
+    pub fn create_user(&self, username: &str, password: &str, admin: bool) -> i64 {
+        let mut conn = self.db.conn().expect("connection");
+        let hash = quorum::auth::hash_password(password).expect("hash");
+        quorum::store::users::create_user(&mut conn, username, username, &hash, admin).expect("create user").id
+    }
+
+    /// Logs in through the API and returns the token.
+    pub fn login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .expect("login request");
+        assert_eq!(response.status(), 200, "login of {username} failed");
+        let body: serde_json::Value = response.json().expect("login body");
+        body["token"].as_str().expect("token").to_string()
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> reqwest::blocking::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().expect("GET request")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.server.clone();
+        std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+    }
+}
