@@ -4,6 +4,7 @@
 //! `cli` the subcommands that tie them together.
 
 pub mod auth;
+pub mod bundled;
 pub mod cli;
 pub mod config;
 pub mod csvio;

@@ -117,8 +117,23 @@ fn study_pages_render_for_member() {
     let dashboard = app.client.get(app.url("/studies/demo")).header("cookie", &session).send().expect("dashboard");
     assert_eq!(dashboard.status(), 200);
     let html = dashboard.text().expect("html");
-    assert!(html.contains("data-status=\"pending\"><td>pending</td><td class=\"num\">56</td>"), "{html}");
+    assert!(html.contains("/studies/demo/grade"), "the grader has no link to the grading page");
+    assert!(!html.contains("data-status="), "a grader must not see the workflow counts");
     assert!(!html.contains("Members"), "a grader must not see the member list");
+
+    let (_, lead, lead_password) = &credentials[0];
+    let login = app
+        .client
+        .post(app.url("/login"))
+        .form(&[("username", lead.as_str()), ("password", lead_password.as_str())])
+        .send()
+        .expect("login form");
+    let cookie = login.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("cookie").to_string();
+    let session = cookie.split(';').next().expect("cookie pair").to_string();
+    let dashboard = app.client.get(app.url("/studies/demo")).header("cookie", &session).send().expect("dashboard");
+    let html = dashboard.text().expect("html");
+    assert!(html.contains("data-status=\"pending\"><td>pending</td><td class=\"num\">56</td>"), "{html}");
+    assert!(html.contains("Members"), "a lead sees the member list");
 }
 
 #[test]

@@ -65,8 +65,10 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Database> {
     std::fs::create_dir_all(settings.data_dir())
         .with_context(|| format!("creating data folder {}", settings.data_dir().display()))?;
     let url = settings.database_url();
-    Database::open(&url, settings.max_connections())
-        .with_context(|| format!("opening database {}", crate::store::redact_url(&url)))
+    let db = Database::open(&url, settings.max_connections())
+        .with_context(|| format!("opening database {}", crate::store::redact_url(&url)))?;
+    crate::bundled::store_bundled_guidelines(&mut *db.conn()?)?;
+    Ok(db)
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -416,7 +416,7 @@ label = "Mild"
         let text = MINIMAL.replace(r#"in = ["gradable"]"#, r#"in = ["maybe"]"#);
         let problems = parse_guideline(&text).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].line, 18);
+        assert_eq!(problems[0].line, 19);
         assert!(problems[0].message.contains("\"maybe\""), "{}", problems[0].message);
     }
 
@@ -427,8 +427,8 @@ label = "Mild"
             .replace(r#"value = "ungradable""#, r#"value = "gradable""#);
         let problems = parse_guideline(&text).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.message.contains("twice") && p.line == 12));
-        assert!(problems.iter().any(|p| p.message.contains("\"scale\"") && p.line == 17));
+        assert!(problems.iter().any(|p| p.message.contains("twice") && p.line == 13));
+        assert!(problems.iter().any(|p| p.message.contains("\"scale\"") && p.line == 18));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! statistics computed over it.
 
 //TMP pub mod aggregate;
-//TMP pub mod agreement;
+pub mod agreement;
+pub mod answers;
+pub mod assignment;
+pub mod consensus;
 pub mod guideline;
 pub mod ratings;
 pub mod roles;

@@ -125,8 +125,10 @@ pub async fn get_project(state: web::Data<AppState>, user: CurrentUser, slug: we
             .ok_or_else(|| AppError::internal(format!("guideline {} of study {} is missing", project.guideline_id, project.slug)))?;
         let counts = projects::status_counts(&mut conn, project.id)?;
         let item_count: i64 = counts.iter().map(|(_, n)| n).sum();
-        let by_status: serde_json::Map<String, serde_json::Value> =
-            counts.into_iter().map(|(status, n)| (status.as_str().to_string(), n.into())).collect();
+        // Graders are blind: how many items others have started or resolved is not theirs to see.
+        let sees_workflow = user.is_admin || role.is_some_and(|r| r.sees_all_grades());
+        let by_status: Option<serde_json::Map<String, serde_json::Value>> = sees_workflow
+            .then(|| counts.into_iter().map(|(status, n)| (status.as_str().to_string(), n.into())).collect());
         Ok(serde_json::json!({
             "slug": project.slug,
             "name": project.name,

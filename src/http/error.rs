@@ -17,7 +17,7 @@ pub enum AppError {
     #[error("{message}")]
     BadRequest { code: &'static str, message: String },
     #[error("{message}")]
-    Unprocessable { field: String, message: String },
+    Unprocessable { field: String, message: String, allowed: Vec<String> },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -54,6 +54,12 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        AppError::Internal(error.to_string())
+    }
+}
+
 impl From<actix_web::error::BlockingError> for AppError {
     fn from(error: actix_web::error::BlockingError) -> Self {
         AppError::Internal(error.to_string())
@@ -82,8 +88,9 @@ impl ResponseError for AppError {
             other => other.to_string(),
         };
         let mut body = json!({ "error": { "code": self.code(), "message": message } });
-        if let AppError::Unprocessable { field, .. } = self {
+        if let AppError::Unprocessable { field, allowed, .. } = self {
             body["error"]["field"] = json!(field);
+            body["error"]["allowed"] = json!(allowed);
         }
         HttpResponse::build(self.status_code()).json(body)
     }

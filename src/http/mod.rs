@@ -9,7 +9,9 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod grading;
 pub mod pages;
+pub mod projects;
 
 use std::net::TcpListener;
 
@@ -42,7 +44,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/auth/logout", web::post().to(api::logout))
                 .route("/me", web::get().to(api::me))
                 .route("/projects", web::get().to(api::list_projects))
+                .route("/projects", web::post().to(projects::create))
                 .route("/projects/{slug}", web::get().to(api::get_project))
+                .route("/projects/{slug}", web::patch().to(projects::update))
+                .route("/projects/{slug}/members", web::post().to(projects::add_member))
+                .route("/projects/{slug}/next", web::get().to(grading::next))
+                .route("/projects/{slug}/progress", web::get().to(grading::progress))
+                .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
+                .route("/projects/{slug}/items/{item_id}/my-grade", web::get().to(grading::my_grade))
                 .route("/projects/{slug}/items/{item_id}/image/{variant}", web::get().to(api::item_image)),
         )
         .route("/static/{path:.*}", web::get().to(assets::serve))
@@ -51,7 +60,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(pages::login_submit))
         .route("/logout", web::post().to(pages::logout))
         .route("/studies", web::get().to(pages::studies))
-        .route("/studies/{slug}", web::get().to(pages::dashboard));
+        .route("/studies/{slug}", web::get().to(pages::dashboard))
+        .route("/studies/{slug}/grade", web::get().to(pages::grade));
 }
 
 /// Starts the server on an already bound listener (tests bind port 0).

@@ -134,7 +134,11 @@ struct DashboardPage {
     item_count: i64,
     counts: Vec<StatusCount>,
     members: Vec<MemberRow>,
-    show_members: bool,
+    /// Leads, seniors and admins see the workflow counts and members; graders are blind to them.
+    sees_workflow: bool,
+    is_grader: bool,
+    graded_today: i64,
+    remaining: i64,
 }
 
 /// `GET /studies/{slug}`: counts by status, the guideline and, for leads and seniors, members.
@@ -149,9 +153,17 @@ pub async fn dashboard(state: web::Data<AppState>, user: Option<CurrentUser>, sl
         let (project, role) = project_for(&mut conn, &caller, &slug)?;
         let (guideline_row, _) = guidelines::load(&mut conn, project.guideline_id)?
             .ok_or_else(|| AppError::internal(format!("guideline {} is missing", project.guideline_id)))?;
-        let counts = projects::status_counts(&mut conn, project.id)?;
-        let show_members = caller.is_admin || role.is_some_and(|r| r.sees_all_grades());
-        let members = if show_members {
+        let sees_workflow = caller.is_admin || role.is_some_and(|r| r.sees_all_grades());
+        let counts = if sees_workflow { projects::status_counts(&mut conn, project.id)? } else { Vec::new() };
+        let is_grader = role == Some(crate::domain::roles::Role::Grader);
+        let (graded_today, remaining) = if is_grader {
+            let now = crate::store::now_ms();
+            let day_start = now - now.rem_euclid(24 * 60 * 60 * 1000);
+            crate::store::grading::progress(&mut conn, &project, caller.id, day_start, now)?
+        } else {
+            (0, 0)
+        };
+        let members = if sees_workflow {
             projects::members(&mut conn, project.id)?
                 .into_iter()
                 .map(|(m, username)| MemberRow { pseudonym: m.pseudonym, username, role: m.role })
@@ -168,12 +180,43 @@ pub async fn dashboard(state: web::Data<AppState>, user: Option<CurrentUser>, sl
             policy: project.policy,
             guideline_title: guideline_row.title,
             guideline_version: guideline_row.version,
-            item_count: counts.iter().map(|(_, n)| n).sum(),
+            item_count: crate::store::items::count_in_project(&mut conn, project.id)?,
             counts: counts.into_iter().map(|(status, count)| StatusCount { status: status.as_str(), count }).collect(),
             members,
-            show_members,
+            sees_workflow,
+            is_grader,
+            graded_today,
+            remaining,
         })
     })
     .await??;
     render(&page)
+}
+
+#[derive(Template)]
+#[template(path = "grade.html")]
+struct GradePage {
+    user: CurrentUser,
+    slug: String,
+    name: String,
+}
+
+/// `GET /studies/{slug}/grade`: the grading page; the form is built in the browser from the
+/// JSON API.
+pub async fn grade(state: web::Data<AppState>, user: Option<CurrentUser>, slug: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let Some(user) = user else {
+        return Ok(redirect("/login"));
+    };
+    let db = state.db.clone();
+    let caller = user.clone();
+    let project = web::block(move || -> Result<_, AppError> {
+        let mut conn = db.conn()?;
+        let (project, role) = project_for(&mut conn, &caller, &slug)?;
+        if role != Some(crate::domain::roles::Role::Grader) {
+            return Err(AppError::Forbidden(format!("only graders of study {slug:?} grade its items")));
+        }
+        Ok(project)
+    })
+    .await??;
+    render(&GradePage { user, slug: project.slug, name: project.name })
 }

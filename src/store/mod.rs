@@ -11,6 +11,7 @@
 //! UPDATE and DELETE on them.
 
 pub mod audit;
+pub mod grading;
 pub mod guidelines;
 pub mod items;
 pub mod models;

@@ -119,6 +119,7 @@ pub struct ItemRow {
     pub metadata: String,
     pub status: String,
     pub round: i32,
+    pub extra_grades: i32,
     pub priority: f64,
     pub created_at: i64,
 }
@@ -150,5 +151,21 @@ pub struct NewAuditEvent<'a> {
     pub object_type: &'a str,
     pub object_id: Option<i64>,
     pub details: &'a str,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::grades)]
+pub struct GradeRow {
+    pub id: i64,
+    pub item_id: i64,
+    pub grader_id: i64,
+    pub round: i32,
+    pub guideline_id: i64,
+    pub answers: String,
+    pub comment: String,
+    pub time_spent_ms: i64,
+    pub source: String,
+    pub supersedes: Option<i64>,
     pub created_at: i64,
 }

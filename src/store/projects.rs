@@ -27,6 +27,12 @@ pub enum CreateProjectError {
     Store(#[from] StoreError),
 }
 
+impl From<diesel::result::Error> for CreateProjectError {
+    fn from(error: diesel::result::Error) -> Self {
+        CreateProjectError::Store(StoreError::Query(error))
+    }
+}
+
 /// Inserts a study and returns it.
 pub fn create_project(conn: &mut DbConnection, spec: &ProjectSpec<'_>) -> Result<ProjectRow, CreateProjectError> {
     let params = spec.policy_params.to_string();
@@ -174,4 +180,71 @@ pub fn members(conn: &mut DbConnection, project_id: i64) -> StoreResult<Vec<(Mem
         .order(memberships::id.asc())
         .select((MembershipRow::as_select(), users::username))
         .load(conn)?)
+}
+
+/// True when the user leads at least one study.
+pub fn leads_any(conn: &mut DbConnection, user_id: i64) -> StoreResult<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
+        memberships::table.filter(memberships::user_id.eq(user_id)).filter(memberships::role.eq(Role::Lead.as_str())),
+    ))
+    .get_result(conn)?)
+}
+
+/// Creates a study and makes `lead_id` its lead, in one transaction with its audit event.
+pub fn create_project_with_lead(conn: &mut DbConnection, spec: &ProjectSpec<'_>, lead_id: i64) -> Result<ProjectRow, CreateProjectError> {
+    conn.transaction(|conn| {
+        let project = create_project(conn, spec)?;
+        set_member(conn, project.id, lead_id, Role::Lead)?;
+        super::audit::record(conn, super::audit::AuditEntry {
+            project_id: Some(project.id),
+            actor_id: Some(lead_id),
+            action: "project.created",
+            object_type: "project",
+            object_id: Some(project.id),
+            details: serde_json::json!({ "slug": project.slug, "overlap": project.overlap, "policy": project.policy }),
+        })?;
+        Ok(project)
+    })
+}
+
+/// Renames a study or changes its overlap. Lowering the overlap closes the round of every
+/// item that already has the new number of grades.
+pub fn update_project(
+    conn: &mut DbConnection,
+    project: &ProjectRow,
+    name: Option<&str>,
+    overlap: Option<i32>,
+    actor_id: i64,
+) -> StoreResult<ProjectRow> {
+    conn.transaction(|conn| {
+        if let Some(name) = name {
+            diesel::update(projects::table.find(project.id)).set(projects::name.eq(name)).execute(conn)?;
+        }
+        if let Some(overlap) = overlap {
+            diesel::update(projects::table.find(project.id)).set(projects::overlap.eq(overlap)).execute(conn)?;
+        }
+        super::audit::record(conn, super::audit::AuditEntry {
+            project_id: Some(project.id),
+            actor_id: Some(actor_id),
+            action: "project.updated",
+            object_type: "project",
+            object_id: Some(project.id),
+            details: serde_json::json!({ "name": name, "overlap": overlap, "previous_overlap": project.overlap }),
+        })?;
+        let updated: ProjectRow = projects::table.find(project.id).select(ProjectRow::as_select()).first(conn)?;
+        if overlap.is_some_and(|o| o < project.overlap) {
+            super::grading::close_complete_rounds(conn, &updated)
+                .map_err(|e| StoreError::Corrupt(format!("closing rounds after the overlap change: {e}")))?;
+        }
+        Ok(updated)
+    })
+}
+
+impl From<StoreError> for diesel::result::Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Query(inner) => inner,
+            other => diesel::result::Error::QueryBuilderError(other.to_string().into()),
+        }
+    }
 }

@@ -70,6 +70,7 @@ diesel::table! {
         metadata -> Text,
         status -> Text,
         round -> Integer,
+        extra_grades -> Integer,
         priority -> Double,
         created_at -> BigInt,
     }

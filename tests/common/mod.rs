@@ -69,8 +69,12 @@ impl TestDatabase {
         }
     }
 
+    /// Opens the database, migrated and with the bundled guidelines stored, as a server has it.
     pub fn open(&self) -> Database {
-        Database::open(&self.url, 8).expect("open test database")
+        let db = Database::open(&self.url, 8).expect("open test database");
+        let mut conn = db.conn().expect("connection");
+        quorum::bundled::store_bundled_guidelines(&mut conn).expect("store bundled guidelines");
+        db
     }
 }
 
@@ -159,5 +163,90 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         let handle = self.server.clone();
         std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(false)));
+    }
+}
+
+/// A study set up directly in the store, with items that need no image files.
+pub struct TestStudy {
+    pub slug: String,
+    pub project_id: i64,
+    pub item_ids: Vec<i64>,
+}
+
+/// Gradable answers of the bundled guideline, varied by `seed` so graders disagree sometimes.
+pub fn answers_for(seed: u64) -> serde_json::Value {
+    let grade = (seed % 5).to_string();
+    let yes_no = |bit: u64| if seed >> bit & 1 == 1 { "yes" } else { "no" };
+    let dme = ["absent", "mild", "moderate", "severe"][(seed as usize / 5) % 4];
+    serde_json::json!({
+        "gradability": "gradable",
+        "dr_severity": grade,
+        "dme": dme,
+        "microaneurysms": yes_no(1),
+        "haemorrhages": yes_no(2),
+        "hard_exudates": yes_no(3),
+        "cotton_wool_spots": yes_no(4),
+        "new_vessels": yes_no(5),
+    })
+}
+
+impl TestApp {
+    /// Creates a study on the bundled DR guideline with `n_items` items, led by `lead_id`.
+    pub fn create_study(&self, slug: &str, n_items: usize, overlap: i32, policy: &str, lead_id: i64) -> TestStudy {
+        use quorum::domain::roles::ResolutionPolicy;
+        use quorum::store::models::NewItem;
+        let mut conn = self.db.conn().expect("connection");
+        let guideline = quorum::store::guidelines::find(&mut conn, "dr-screening", "1.0")
+            .expect("query")
+            .expect("bundled guideline stored");
+        let spec = quorum::store::projects::ProjectSpec {
+            slug,
+            name: slug,
+            guideline_id: guideline.id,
+            overlap,
+            policy: ResolutionPolicy::parse(policy).expect("policy"),
+            policy_params: serde_json::json!({}),
+        };
+        let project = quorum::store::projects::create_project_with_lead(&mut conn, &spec, lead_id).expect("project");
+        let mut item_ids = Vec::with_capacity(n_items);
+        for i in 0..n_items {
+            let name = format!("image-{i:05}.jpg");
+            let sha = format!("{:064x}", i + 1);
+            let item = NewItem {
+                project_id: project.id,
+                name: &name,
+                sha256: &sha,
+                stored_path: "images/none.jpg",
+                byte_size: 1,
+                format: "jpg",
+                width: 1,
+                height: 1,
+                metadata: "{}",
+                status: "pending",
+                round: 0,
+                priority: 0.0,
+                created_at: i as i64,
+            };
+            item_ids.push(quorum::store::items::insert_item(&mut conn, &item).expect("item").id);
+        }
+        TestStudy { slug: slug.to_string(), project_id: project.id, item_ids }
+    }
+
+    /// Adds a user with a role to a study.
+    pub fn add_member(&self, study: &TestStudy, user_id: i64, role: &str) {
+        let mut conn = self.db.conn().expect("connection");
+        let role = quorum::domain::roles::Role::parse(role).expect("role");
+        quorum::store::projects::set_member(&mut conn, study.project_id, user_id, role).expect("member");
+    }
+
+    pub fn post_json(&self, path: &str, token: &str, body: &serde_json::Value) -> reqwest::blocking::Response {
+        self.client.post(self.url(path)).bearer_auth(token).json(body).send().expect("POST request")
+    }
+
+    /// Number of grade rows in the database, corrections included.
+    pub fn grade_count(&self) -> i64 {
+        use diesel::prelude::*;
+        let mut conn = self.db.conn().expect("connection");
+        quorum::store::schema::grades::table.count().get_result(&mut conn).expect("count grades")
     }
 }

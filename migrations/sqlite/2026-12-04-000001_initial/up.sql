@@ -63,6 +63,7 @@ CREATE TABLE items (
     metadata TEXT NOT NULL,
     status TEXT NOT NULL,
     round INTEGER NOT NULL DEFAULT 0,
+    extra_grades INTEGER NOT NULL DEFAULT 0,
     priority DOUBLE PRECISION NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     UNIQUE (project_id, name)
@@ -80,6 +81,7 @@ CREATE TABLE assignments (
     UNIQUE (item_id, grader_id, round)
 );
 CREATE INDEX assignments_grader ON assignments (grader_id, completed_at);
+CREATE INDEX assignments_item_round ON assignments (item_id, round);
 
 CREATE TABLE grades (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -95,6 +97,7 @@ CREATE TABLE grades (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX grades_item ON grades (item_id, round);
+CREATE INDEX grades_grader ON grades (grader_id, created_at);
 
 CREATE TABLE resolutions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,191 @@
+//! The grader's API: the next item, submitting and correcting a grade, own grade, progress.
+//!
+//! Blinding: nothing here returns, or lets a grader infer, another grader's grade of an item
+//! in grading. `next` and `progress` count only the caller's own work, `my-grade` returns only
+//! the caller's grade, and errors name only the caller's own assignment.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::access::project_for;
+use super::auth::CurrentUser;
+use super::error::AppError;
+use super::AppState;
+use crate::domain::answers::validate_answers;
+use crate::domain::assignment::DEFAULT_LEASE_MS;
+use crate::domain::guideline::Guideline;
+use crate::domain::roles::Role;
+use crate::store::grading::{self, GradeError, GradeSubmission};
+use crate::store::models::ProjectRow;
+use crate::store::{guidelines, now_ms, Conn};
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Longest comment accepted with a grade, in characters.
+const MAX_COMMENT_CHARS: usize = 10_000;
+
+/// The study, its guideline, and a check that the caller grades in it.
+fn grader_context(conn: &mut Conn, user: &CurrentUser, slug: &str) -> Result<(ProjectRow, Guideline), AppError> {
+    let (project, role) = project_for(conn, user, slug)?;
+    if role != Some(Role::Grader) {
+        return Err(AppError::Forbidden(format!(
+            "only graders of study {slug:?} grade its items; your role is {}",
+            role.map_or("none (admin)", |r| r.as_str())
+        )));
+    }
+    let (_, guideline) = guidelines::load(conn, project.guideline_id)?
+        .ok_or_else(|| AppError::internal(format!("guideline {} of study {} is missing", project.guideline_id, project.slug)))?;
+    Ok((project, guideline))
+}
+
+fn image_urls(slug: &str, item_id: i64) -> (String, String, String) {
+    let base = format!("/api/v1/projects/{slug}/items/{item_id}/image");
+    (format!("{base}/display"), format!("{base}/thumb"), format!("{base}/original"))
+}
+
+/// Start of the current UTC day in epoch milliseconds.
+fn day_start(now: i64) -> i64 {
+    now - now.rem_euclid(DAY_MS)
+}
+
+/// `GET /api/v1/projects/{slug}/next`: the caller's next item (200) or nothing waiting (204).
+pub async fn next(state: web::Data<AppState>, user: CurrentUser, slug: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let db = state.db.clone();
+    let slug = slug.into_inner();
+    let body = web::block(move || -> Result<Option<serde_json::Value>, AppError> {
+        let mut conn = db.conn()?;
+        let (project, guideline) = grader_context(&mut conn, &user, &slug)?;
+        let now = now_ms();
+        let Some(lease) = grading::lease_next(&mut conn, &project, user.id, now, DEFAULT_LEASE_MS)? else {
+            return Ok(None);
+        };
+        let (graded_today, remaining) = grading::progress(&mut conn, &project, user.id, day_start(now), now)?;
+        let (image_url, thumbnail_url, original_url) = image_urls(&project.slug, lease.item.id);
+        Ok(Some(serde_json::json!({
+            "item_id": lease.item.id,
+            "round": lease.round,
+            "image_url": image_url,
+            "thumbnail_url": thumbnail_url,
+            "original_url": original_url,
+            "lease_expires_at": lease.leased_until,
+            "guideline": { "key": guideline.key, "version": guideline.version, "title": guideline.title },
+            "fields": guideline.fields,
+            "progress": { "graded_today": graded_today, "remaining": remaining },
+        })))
+    })
+    .await??;
+    Ok(match body {
+        Some(body) => HttpResponse::Ok().json(body),
+        None => HttpResponse::NoContent().finish(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradeRequest {
+    pub answers: serde_json::Value,
+    #[serde(default)]
+    pub comment: String,
+    #[serde(default)]
+    pub time_spent_ms: i64,
+}
+
+/// `POST /api/v1/projects/{slug}/items/{id}/grades`: stores a grade or a correction; 201 only
+/// after the transaction committed.
+pub async fn submit(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, i64)>,
+    body: web::Json<GradeRequest>,
+) -> Result<HttpResponse, AppError> {
+    let (slug, item_id) = path.into_inner();
+    let request = body.into_inner();
+    if request.comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(AppError::Unprocessable {
+            field: "comment".into(),
+            message: format!("the comment is longer than {MAX_COMMENT_CHARS} characters; shorten it"),
+            allowed: vec![],
+        });
+    }
+    if !(0..=7 * DAY_MS).contains(&request.time_spent_ms) {
+        return Err(AppError::Unprocessable {
+            field: "time_spent_ms".into(),
+            message: format!("time_spent_ms {} is out of range: give 0 to {} milliseconds", request.time_spent_ms, 7 * DAY_MS),
+            allowed: vec![],
+        });
+    }
+    let db = state.db.clone();
+    let receipt = web::block(move || -> Result<_, AppError> {
+        let mut conn = db.conn()?;
+        let (project, guideline) = grader_context(&mut conn, &user, &slug)?;
+        let answers = validate_answers(&guideline, &request.answers).map_err(|error| AppError::Unprocessable {
+            field: error.field,
+            message: error.message,
+            allowed: error.allowed,
+        })?;
+        let submission = GradeSubmission {
+            project: &project,
+            guideline: &guideline,
+            grader_id: user.id,
+            item_id,
+            answers: &answers,
+            comment: &request.comment,
+            time_spent_ms: request.time_spent_ms,
+            source: "web",
+        };
+        grading::submit_grade(&mut conn, &submission, now_ms()).map_err(|error| match error {
+            GradeError::NotFound(_) => AppError::NotFound(error.to_string()),
+            GradeError::NotAssigned { .. } => AppError::Forbidden(error.to_string()),
+            GradeError::LeftGrading { .. } | GradeError::LeaseLost(_) => AppError::Conflict(error.to_string()),
+            GradeError::Store(store) => AppError::from(store),
+        })
+    })
+    .await??;
+    Ok(HttpResponse::Created().json(serde_json::json!({
+        "grade_id": receipt.grade_id,
+        "item_id": receipt.item_id,
+        "round": receipt.round,
+        "supersedes": receipt.supersedes,
+    })))
+}
+
+/// `GET /api/v1/projects/{slug}/items/{id}/my-grade`: the caller's own latest grade.
+pub async fn my_grade(state: web::Data<AppState>, user: CurrentUser, path: web::Path<(String, i64)>) -> Result<HttpResponse, AppError> {
+    let (slug, item_id) = path.into_inner();
+    let db = state.db.clone();
+    let grade = web::block(move || -> Result<_, AppError> {
+        let mut conn = db.conn()?;
+        let (project, _) = grader_context(&mut conn, &user, &slug)?;
+        let grade = grading::own_grade(&mut conn, item_id, user.id).map_err(crate::store::StoreError::from)?;
+        let in_project = crate::store::items::find_by_id(&mut conn, item_id)?.is_some_and(|item| item.project_id == project.id);
+        match grade {
+            Some(grade) if in_project => Ok(grade),
+            _ => Err(AppError::NotFound(format!("you have no grade of item {item_id} in study {slug:?}"))),
+        }
+    })
+    .await??;
+    let answers: serde_json::Value = serde_json::from_str(&grade.answers).map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "grade_id": grade.id,
+        "item_id": grade.item_id,
+        "round": grade.round,
+        "answers": answers,
+        "comment": grade.comment,
+        "time_spent_ms": grade.time_spent_ms,
+        "created_at": grade.created_at,
+    })))
+}
+
+/// `GET /api/v1/projects/{slug}/progress`: the caller's own progress.
+pub async fn progress(state: web::Data<AppState>, user: CurrentUser, slug: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let db = state.db.clone();
+    let slug = slug.into_inner();
+    let (graded_today, remaining) = web::block(move || -> Result<_, AppError> {
+        let mut conn = db.conn()?;
+        let (project, _) = grader_context(&mut conn, &user, &slug)?;
+        let now = now_ms();
+        Ok(grading::progress(&mut conn, &project, user.id, day_start(now), now).map_err(crate::store::StoreError::from)?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "graded_today": graded_today, "remaining": remaining })))
+}

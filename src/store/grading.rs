@@ -1,0 +1,507 @@
+//! Assignment leases, grade submission and what happens when a round is complete.
+//!
+//! Every function that changes state runs in one write transaction. On SQLite the
+//! transaction takes the database write lock with its first statement ([`lock_for_write`]),
+//! so concurrent requests are serialised; on PostgreSQL the item row is locked with
+//! `FOR UPDATE` (and `SKIP LOCKED` while choosing an item), so two graders never fill the
+//! same place. A grade is acknowledged only after its transaction commits.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer};
+
+use super::audit::{self, AuditEntry};
+use super::models::{ItemRow, ProjectRow};
+use super::schema::{assignments, grades, items, memberships, resolutions};
+use super::{DbConnection, StoreError};
+use crate::domain::answers::Answers;
+use crate::domain::assignment::required_grades;
+use crate::domain::consensus::{decide, Decision, PolicyParams};
+use crate::domain::guideline::Guideline;
+use crate::domain::roles::{ItemStatus, ResolutionPolicy};
+
+/// Why a grade was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum GradeError {
+    #[error("item {0} is not in this study")]
+    NotFound(i64),
+    #[error("item {item_id} is not assigned to you in round {round}; ask for your next item")]
+    NotAssigned { item_id: i64, round: i32 },
+    #[error("item {item_id} is no longer in grading (it is {status}); its grades can no longer change")]
+    LeftGrading { item_id: i64, status: String },
+    #[error("your lease on item {0} expired and another grader took the place; ask for your next item")]
+    LeaseLost(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for GradeError {
+    fn from(error: diesel::result::Error) -> Self {
+        GradeError::Store(StoreError::Query(error))
+    }
+}
+
+/// Takes the SQLite write lock at the start of a transaction so that reads and writes of the
+/// same request see one consistent state; on PostgreSQL it does nothing.
+///
+/// SQLite begins a write transaction for any write statement, even one that changes no row.
+fn lock_for_write(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Sqlite(c) = conn {
+        diesel::sql_query("UPDATE projects SET id = id WHERE id = -1").execute(c)?;
+    }
+    Ok(())
+}
+
+/// Locks one item row on PostgreSQL until the transaction ends.
+fn lock_item(conn: &mut DbConnection, item_id: i64) -> QueryResult<()> {
+    if let DbConnection::Postgres(c) = conn {
+        diesel::sql_query("SELECT id FROM items WHERE id = $1 FOR UPDATE").bind::<BigInt, _>(item_id).execute(c)?;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// An item leased to a grader.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub item: ItemRow,
+    pub round: i32,
+    pub leased_until: i64,
+}
+
+/// Places of an item's current round held at `now`: completed or unexpired assignments.
+fn places_held(conn: &mut DbConnection, item_id: i64, round: i32, now: i64) -> QueryResult<i64> {
+    assignments::table
+        .filter(assignments::item_id.eq(item_id))
+        .filter(assignments::round.eq(round))
+        .filter(assignments::completed_at.is_not_null().or(assignments::leased_until.gt(now)))
+        .count()
+        .get_result(conn)
+}
+
+/// Chooses the next item for a grader: by priority, then most places held, then oldest,
+/// skipping the ids in `excluded`.
+fn choose_item(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64, excluded: &[i64]) -> QueryResult<Option<i64>> {
+    // `places` counts held places of the item's current round; an item is open when it needs
+    // more grades than that and the grader has no held place on it this round.
+    const BODY: &str = "FROM items i \
+         WHERE i.project_id = {p} AND i.status IN ('pending', 'grading') {x} \
+           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+                           AND a.grader_id = {g} AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) \
+           AND (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+                AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) < {o} + i.extra_grades \
+         ORDER BY i.priority DESC, \
+           (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+            AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) DESC, \
+           i.created_at ASC, i.id ASC \
+         LIMIT 1";
+    // Ids are integers, so writing them into the SQL text cannot inject anything.
+    let exclusion = if excluded.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<String> = excluded.iter().map(i64::to_string).collect();
+        format!("AND i.id NOT IN ({})", ids.join(", "))
+    };
+    let body = BODY.replace("{x}", &exclusion);
+    let rows: Vec<IdRow> = match conn {
+        DbConnection::Sqlite(c) => {
+            let sql = format!("SELECT i.id AS id {}", body.replace("{p}", "?1").replace("{g}", "?2").replace("{n}", "?3").replace("{o}", "?4"));
+            diesel::sql_query(sql)
+                .bind::<BigInt, _>(project.id)
+                .bind::<BigInt, _>(grader_id)
+                .bind::<BigInt, _>(now)
+                .bind::<Integer, _>(project.overlap)
+                .load(c)?
+        }
+        DbConnection::Postgres(c) => {
+            let sql = format!(
+                "SELECT i.id AS id {} FOR UPDATE OF i SKIP LOCKED",
+                body.replace("{p}", "$1").replace("{g}", "$2").replace("{n}", "$3").replace("{o}", "$4")
+            );
+            diesel::sql_query(sql)
+                .bind::<BigInt, _>(project.id)
+                .bind::<BigInt, _>(grader_id)
+                .bind::<BigInt, _>(now)
+                .bind::<Integer, _>(project.overlap)
+                .load(c)?
+        }
+    };
+    Ok(rows.first().map(|row| row.id))
+}
+
+/// Returns the grader's current lease in the study, renewed, or leases a new item; `None`
+/// when no item is waiting for this grader.
+pub fn lease_next(
+    conn: &mut DbConnection,
+    project: &ProjectRow,
+    grader_id: i64,
+    now: i64,
+    lease_ms: i64,
+) -> Result<Option<Lease>, StoreError> {
+    let leased_until = now + lease_ms;
+    let lease = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+        lock_for_write(conn)?;
+
+        // A lease the grader already holds and has not graded is returned again, so a reload
+        // shows the same image instead of taking a second place.
+        let held: Option<(i64, i64)> = assignments::table
+            .inner_join(items::table)
+            .filter(items::project_id.eq(project.id))
+            .filter(assignments::grader_id.eq(grader_id))
+            .filter(assignments::completed_at.is_null())
+            .filter(assignments::leased_until.gt(now))
+            .filter(assignments::round.eq(items::round))
+            .filter(items::status.eq_any([ItemStatus::Pending.as_str(), ItemStatus::Grading.as_str()]))
+            .order(assignments::id.asc())
+            .select((assignments::id, items::id))
+            .first(conn)
+            .optional()?;
+        if let Some((assignment_id, item_id)) = held {
+            diesel::update(assignments::table.find(assignment_id))
+                .set(assignments::leased_until.eq(leased_until))
+                .execute(conn)?;
+            let item = items::table.find(item_id).select(ItemRow::as_select()).first(conn)?;
+            return Ok(Some(Lease { round: item.round, item, leased_until }));
+        }
+
+        // On PostgreSQL the choice reads counts from the statement's snapshot, which may miss a
+        // lease committed while the row lock was awaited; recounting after the lock, in a new
+        // statement, sees it. A full item is skipped and the next one tried.
+        let mut excluded = Vec::new();
+        let item = loop {
+            let Some(item_id) = choose_item(conn, project, grader_id, now, &excluded)? else {
+                return Ok(None);
+            };
+            let item: ItemRow = items::table.find(item_id).select(ItemRow::as_select()).first(conn)?;
+            let held = places_held(conn, item.id, item.round, now)?;
+            let mine: i64 = assignments::table
+                .filter(assignments::item_id.eq(item.id))
+                .filter(assignments::round.eq(item.round))
+                .filter(assignments::grader_id.eq(grader_id))
+                .filter(assignments::completed_at.is_not_null().or(assignments::leased_until.gt(now)))
+                .count()
+                .get_result(conn)?;
+            let open_status = item.status == ItemStatus::Pending.as_str() || item.status == ItemStatus::Grading.as_str();
+            if open_status && mine == 0 && held < required_grades(project.overlap, item.extra_grades) {
+                break item;
+            }
+            excluded.push(item.id);
+        };
+        // An expired lease of this grader on this item is taken over rather than duplicated.
+        let previous: Option<i64> = assignments::table
+            .filter(assignments::item_id.eq(item.id))
+            .filter(assignments::grader_id.eq(grader_id))
+            .filter(assignments::round.eq(item.round))
+            .select(assignments::id)
+            .first(conn)
+            .optional()?;
+        match previous {
+            Some(id) => {
+                diesel::update(assignments::table.find(id)).set(assignments::leased_until.eq(leased_until)).execute(conn)?;
+            }
+            None => {
+                diesel::insert_into(assignments::table)
+                    .values((
+                        assignments::item_id.eq(item.id),
+                        assignments::grader_id.eq(grader_id),
+                        assignments::round.eq(item.round),
+                        assignments::leased_until.eq(leased_until),
+                        assignments::created_at.eq(now),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        if item.status == ItemStatus::Pending.as_str() {
+            diesel::update(items::table.find(item.id)).set(items::status.eq(ItemStatus::Grading.as_str())).execute(conn)?;
+        }
+        Ok(Some(Lease { round: item.round, item, leased_until }))
+    })?;
+    Ok(lease)
+}
+
+/// A grade as submitted, already validated against the study's guideline.
+pub struct GradeSubmission<'a> {
+    pub project: &'a ProjectRow,
+    pub guideline: &'a Guideline,
+    pub grader_id: i64,
+    pub item_id: i64,
+    pub answers: &'a Answers,
+    pub comment: &'a str,
+    pub time_spent_ms: i64,
+    pub source: &'a str,
+}
+
+/// What a stored grade did.
+#[derive(Debug, Clone)]
+pub struct GradeReceipt {
+    pub grade_id: i64,
+    pub item_id: i64,
+    pub round: i32,
+    pub supersedes: Option<i64>,
+    /// The item's status after the grade.
+    pub status: ItemStatus,
+}
+
+/// The current (not superseded) grade of each grader of an item's round, oldest first.
+pub fn current_grades(conn: &mut DbConnection, item_id: i64, round: i32) -> QueryResult<Vec<super::models::GradeRow>> {
+    let all: Vec<super::models::GradeRow> = grades::table
+        .filter(grades::item_id.eq(item_id))
+        .filter(grades::round.eq(round))
+        .order(grades::id.asc())
+        .select(super::models::GradeRow::as_select())
+        .load(conn)?;
+    let replaced: std::collections::HashSet<i64> = all.iter().filter_map(|g| g.supersedes).collect();
+    Ok(all.into_iter().filter(|g| !replaced.contains(&g.id)).collect())
+}
+
+/// Stores a grade, or a correction of the grader's own grade, and applies the study's policy
+/// when the round has all its grades.
+///
+/// Fails with [`GradeError::NotAssigned`] when the grader holds no assignment for the item's
+/// current round, [`GradeError::LeftGrading`] when the item is no longer in grading, and
+/// [`GradeError::LeaseLost`] when the grader's lease expired and its place was taken.
+pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, now: i64) -> Result<GradeReceipt, GradeError> {
+    let project = submission.project;
+    conn.transaction::<_, GradeError, _>(|conn| {
+        lock_for_write(conn)?;
+        lock_item(conn, submission.item_id)?;
+        let item: ItemRow = items::table
+            .find(submission.item_id)
+            .select(ItemRow::as_select())
+            .first(conn)
+            .optional()?
+            .filter(|item| item.project_id == project.id)
+            .ok_or(GradeError::NotFound(submission.item_id))?;
+
+        let assignment: Option<(i64, i64, Option<i64>)> = assignments::table
+            .filter(assignments::item_id.eq(item.id))
+            .filter(assignments::grader_id.eq(submission.grader_id))
+            .filter(assignments::round.eq(item.round))
+            .select((assignments::id, assignments::leased_until, assignments::completed_at))
+            .first(conn)
+            .optional()?;
+        let status = ItemStatus::parse(&item.status).ok_or_else(|| StoreError::Corrupt(format!("item status {:?}", item.status)))?;
+        if !matches!(status, ItemStatus::Pending | ItemStatus::Grading) {
+            // Only the item's own graders learn that it moved on; anyone else is simply not
+            // assigned.
+            let graded_before: i64 = grades::table
+                .filter(grades::item_id.eq(item.id))
+                .filter(grades::grader_id.eq(submission.grader_id))
+                .count()
+                .get_result(conn)?;
+            if assignment.is_some() || graded_before > 0 {
+                return Err(GradeError::LeftGrading { item_id: item.id, status: item.status.clone() });
+            }
+            return Err(GradeError::NotAssigned { item_id: item.id, round: item.round });
+        }
+        let Some((assignment_id, leased_until, completed_at)) = assignment else {
+            return Err(GradeError::NotAssigned { item_id: item.id, round: item.round });
+        };
+        if completed_at.is_none() && leased_until <= now {
+            let held = places_held(conn, item.id, item.round, now)?;
+            if held >= required_grades(project.overlap, item.extra_grades) {
+                return Err(GradeError::LeaseLost(item.id));
+            }
+        }
+
+        let current = current_grades(conn, item.id, item.round)?;
+        let previous = current.iter().find(|g| g.grader_id == submission.grader_id).map(|g| g.id);
+        let answers_json = submission.answers.to_json().to_string();
+        diesel::insert_into(grades::table)
+            .values((
+                grades::item_id.eq(item.id),
+                grades::grader_id.eq(submission.grader_id),
+                grades::round.eq(item.round),
+                grades::guideline_id.eq(project.guideline_id),
+                grades::answers.eq(&answers_json),
+                grades::comment.eq(submission.comment),
+                grades::time_spent_ms.eq(submission.time_spent_ms),
+                grades::source.eq(submission.source),
+                grades::supersedes.eq(previous),
+                grades::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        let grade_id: i64 = grades::table
+            .filter(grades::item_id.eq(item.id))
+            .filter(grades::grader_id.eq(submission.grader_id))
+            .order(grades::id.desc())
+            .select(grades::id)
+            .first(conn)?;
+        audit::record(conn, AuditEntry {
+            project_id: Some(project.id),
+            actor_id: Some(submission.grader_id),
+            action: if previous.is_some() { "grade.corrected" } else { "grade.submitted" },
+            object_type: "grade",
+            object_id: Some(grade_id),
+            details: serde_json::json!({ "item_id": item.id, "round": item.round, "supersedes": previous }),
+        })?;
+
+        let mut new_status = ItemStatus::Grading;
+        if previous.is_none() {
+            diesel::update(assignments::table.find(assignment_id))
+                .set(assignments::completed_at.eq(now))
+                .execute(conn)?;
+            if status == ItemStatus::Pending {
+                diesel::update(items::table.find(item.id)).set(items::status.eq(ItemStatus::Grading.as_str())).execute(conn)?;
+            }
+            let graders_done = current.len() as i64 + 1;
+            if graders_done >= required_grades(project.overlap, item.extra_grades) {
+                new_status = close_round(conn, project, submission.guideline, &item, now)?;
+            }
+        }
+        Ok(GradeReceipt { grade_id, item_id: item.id, round: item.round, supersedes: previous, status: new_status })
+    })
+}
+
+/// Applies the study's policy to a round that has all its grades and records the outcome.
+fn close_round(
+    conn: &mut DbConnection,
+    project: &ProjectRow,
+    guideline: &Guideline,
+    item: &ItemRow,
+    now: i64,
+) -> Result<ItemStatus, GradeError> {
+    let current = current_grades(conn, item.id, item.round)?;
+    let mut answers = Vec::with_capacity(current.len());
+    for grade in &current {
+        let value: serde_json::Value = serde_json::from_str(&grade.answers)
+            .map_err(|e| StoreError::Corrupt(format!("answers of grade {}: {e}", grade.id)))?;
+        answers.push(Answers::from_stored(&value).ok_or_else(|| StoreError::Corrupt(format!("answers of grade {}", grade.id)))?);
+    }
+    let policy = ResolutionPolicy::parse(&project.policy)
+        .ok_or_else(|| StoreError::Corrupt(format!("policy {:?} of study {}", project.policy, project.slug)))?;
+    let params: PolicyParams = serde_json::from_str(&project.policy_params).unwrap_or_default();
+    let has_senior: bool = diesel::select(diesel::dsl::exists(
+        memberships::table.filter(memberships::project_id.eq(project.id)).filter(memberships::role.eq("senior")),
+    ))
+    .get_result(conn)?;
+
+    let decision = decide(guideline, &answers, policy, &params, item.round, has_senior);
+    let (status, details) = match &decision {
+        Decision::Resolve { method, answers } => {
+            let answers_json = serde_json::to_string(answers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            diesel::insert_into(resolutions::table)
+                .values((
+                    resolutions::item_id.eq(item.id),
+                    resolutions::answers.eq(&answers_json),
+                    resolutions::method.eq(method.as_str()),
+                    resolutions::decided_by.eq(None::<i64>),
+                    resolutions::rounds_used.eq(item.round + 1),
+                    resolutions::reason.eq(""),
+                    resolutions::supersedes.eq(None::<i64>),
+                    resolutions::created_at.eq(now),
+                ))
+                .execute(conn)?;
+            (ItemStatus::Resolved, serde_json::json!({ "method": method.as_str(), "grades": current.len() }))
+        }
+        Decision::Arbitrate => (ItemStatus::Arbitration, serde_json::json!({ "grades": current.len() })),
+        Decision::Adjudicate { round } => {
+            diesel::update(items::table.find(item.id)).set(items::round.eq(*round)).execute(conn)?;
+            (ItemStatus::Adjudication, serde_json::json!({ "round": round }))
+        }
+        Decision::AddGrader => {
+            diesel::update(items::table.find(item.id))
+                .set(items::extra_grades.eq(item.extra_grades + 1))
+                .execute(conn)?;
+            (ItemStatus::Grading, serde_json::json!({ "extra_grades": item.extra_grades + 1 }))
+        }
+    };
+    diesel::update(items::table.find(item.id)).set(items::status.eq(status.as_str())).execute(conn)?;
+    let action = match decision {
+        Decision::Resolve { .. } => "item.resolved",
+        Decision::Arbitrate => "item.to_arbitration",
+        Decision::Adjudicate { .. } => "item.to_adjudication",
+        Decision::AddGrader => "item.grader_added",
+    };
+    audit::record(conn, AuditEntry {
+        project_id: Some(project.id),
+        actor_id: None,
+        action,
+        object_type: "item",
+        object_id: Some(item.id),
+        details,
+    })?;
+    Ok(status)
+}
+
+/// The grader's own current grade of an item, in any round, newest round first.
+pub fn own_grade(conn: &mut DbConnection, item_id: i64, grader_id: i64) -> QueryResult<Option<super::models::GradeRow>> {
+    let mine: Vec<super::models::GradeRow> = grades::table
+        .filter(grades::item_id.eq(item_id))
+        .filter(grades::grader_id.eq(grader_id))
+        .order(grades::id.desc())
+        .select(super::models::GradeRow::as_select())
+        .load(conn)?;
+    Ok(mine.into_iter().next())
+}
+
+/// A grader's progress in a study: items graded since `day_start` and items still open to them.
+pub fn progress(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, day_start: i64, now: i64) -> QueryResult<(i64, i64)> {
+    let graded_today: i64 = grades::table
+        .inner_join(items::table)
+        .filter(items::project_id.eq(project.id))
+        .filter(grades::grader_id.eq(grader_id))
+        .filter(grades::created_at.ge(day_start))
+        .filter(grades::supersedes.is_null())
+        .count()
+        .get_result(conn)?;
+    let remaining = open_item_count(conn, project, grader_id, now)?;
+    Ok((graded_today, remaining))
+}
+
+/// Items in grading that still need grades and that this grader has not graded or leased
+/// this round, plus the one the grader holds now.
+fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct CountRow {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    const BODY: &str = "SELECT COUNT(*) AS n FROM items i \
+         WHERE i.project_id = {p} AND i.status IN ('pending', 'grading') \
+           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+                           AND a.grader_id = {g} AND a.completed_at IS NOT NULL) \
+           AND ((SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+                AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) < {o} + i.extra_grades \
+                OR EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+                           AND a.grader_id = {g} AND a.leased_until > {n}))";
+    let rows: Vec<CountRow> = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(BODY.replace("{p}", "?1").replace("{g}", "?2").replace("{n}", "?3").replace("{o}", "?4"))
+            .bind::<BigInt, _>(project.id)
+            .bind::<BigInt, _>(grader_id)
+            .bind::<BigInt, _>(now)
+            .bind::<Integer, _>(project.overlap)
+            .load(c)?,
+        DbConnection::Postgres(c) => diesel::sql_query(BODY.replace("{p}", "$1").replace("{g}", "$2").replace("{n}", "$3").replace("{o}", "$4"))
+            .bind::<BigInt, _>(project.id)
+            .bind::<BigInt, _>(grader_id)
+            .bind::<BigInt, _>(now)
+            .bind::<Integer, _>(project.overlap)
+            .load(c)?,
+    };
+    Ok(rows.first().map_or(0, |row| row.n))
+}
+
+/// Closes the round of every item in grading that has all the grades the study now needs;
+/// used after the overlap was lowered.
+pub fn close_complete_rounds(conn: &mut DbConnection, project: &ProjectRow) -> Result<(), GradeError> {
+    let (_, guideline) = super::guidelines::load(conn, project.guideline_id)?
+        .ok_or_else(|| StoreError::Corrupt(format!("guideline {} is missing", project.guideline_id)))?;
+    let open: Vec<ItemRow> = items::table
+        .filter(items::project_id.eq(project.id))
+        .filter(items::status.eq(ItemStatus::Grading.as_str()))
+        .select(ItemRow::as_select())
+        .load(conn)?;
+    let now = super::now_ms();
+    for item in open {
+        let graders = current_grades(conn, item.id, item.round)?.len() as i64;
+        if graders >= required_grades(project.overlap, item.extra_grades) {
+            close_round(conn, project, &guideline, &item, now)?;
+        }
+    }
+    Ok(())
+}
