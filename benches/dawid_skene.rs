@@ -5,6 +5,7 @@
 //! 0.7 and a uniformly drawn other class otherwise.
 
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -63,8 +64,12 @@ fn bench_aggregation(c: &mut Criterion) {
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(8));
 
-    group.bench_function("dawid_skene_100_iterations", |b| {
-        b.iter(|| dawid_skene(black_box(&responses), Stopping::Fixed { iterations: 100 }))
+    let threads = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    group.bench_function("dawid_skene_100_iterations_1_thread", |b| {
+        b.iter(|| dawid_skene(black_box(&responses), Stopping::Fixed { iterations: 100 }, NonZeroUsize::MIN))
+    });
+    group.bench_function(format!("dawid_skene_100_iterations_{threads}_threads"), |b| {
+        b.iter(|| dawid_skene(black_box(&responses), Stopping::Fixed { iterations: 100 }, threads))
     });
     group.bench_function("majority_vote", |b| b.iter(|| majority_vote(black_box(&responses))));
     group.bench_function("responses_from_matrix", |b| b.iter(|| Responses::from_matrix(black_box(&matrix))));

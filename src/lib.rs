@@ -13,4 +13,4 @@ pub mod domain;
 pub mod http;
 pub mod imaging;
 pub mod store;
-//TMP pub mod tabular;
+pub mod tabular;

@@ -1,7 +1,7 @@
 //! The `quorum` command line: one subcommand per job, all sharing [`Settings`].
 
-//TMP pub mod aggregate;
-//TMP pub mod agreement;
+pub mod aggregate;
+pub mod agreement;
 pub mod admin;
 
 use std::net::TcpListener;
@@ -43,10 +43,10 @@ pub enum Command {
     /// Import images into a study.
     #[command(subcommand)]
     Import(admin::ImportCommand),
-//TMP    /// Agreement statistics of a CSV of grades, without a server.
-//TMP    Agreement(agreement::AgreementArgs),
-//TMP    /// Majority vote or Dawid-Skene labels of a CSV of grades, without a server.
-//TMP    Aggregate(aggregate::AggregateArgs),
+    /// Agreement statistics of a CSV of grades, without a server.
+    Agreement(agreement::AgreementArgs),
+    /// Majority vote or Dawid-Skene labels of a CSV of grades, without a server.
+    Aggregate(aggregate::AggregateArgs),
 }
 
 /// Logs to stderr; the level comes from `RUST_LOG` (default `info`).
@@ -89,8 +89,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(command) => admin::run_project(&settings, command),
         Command::Guideline(command) => admin::run_guideline(&settings, command),
         Command::Import(command) => admin::run_import(&settings, command),
-//TMP        Command::Agreement(args) => agreement::run(&args),
-//TMP        Command::Aggregate(args) => aggregate::run(&args),
+        Command::Agreement(args) => agreement::run(&args),
+        Command::Aggregate(args) => aggregate::run(&args),
     }
 }
 

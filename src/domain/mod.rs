@@ -4,7 +4,7 @@
 //! written once: guideline schema and checks, roles, item states, the ratings matrix and the
 //! statistics computed over it.
 
-//TMP pub mod aggregate;
+pub mod aggregate;
 pub mod agreement;
 pub mod answers;
 pub mod assignment;

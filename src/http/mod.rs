@@ -5,6 +5,7 @@
 //! `domain/`; access checks are written once in [`access`].
 
 pub mod access;
+pub mod admin;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -43,11 +44,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/auth/login", web::post().to(api::login))
                 .route("/auth/logout", web::post().to(api::logout))
                 .route("/me", web::get().to(api::me))
+                .route("/users", web::post().to(admin::create_user))
                 .route("/projects", web::get().to(api::list_projects))
                 .route("/projects", web::post().to(projects::create))
                 .route("/projects/{slug}", web::get().to(api::get_project))
                 .route("/projects/{slug}", web::patch().to(projects::update))
                 .route("/projects/{slug}/members", web::post().to(projects::add_member))
+                .service(
+                    web::resource("/projects/{slug}/items")
+                        .app_data(web::PayloadConfig::new(admin::MAX_UPLOAD_BYTES))
+                        .route(web::post().to(admin::upload_item)),
+                )
                 .route("/projects/{slug}/next", web::get().to(grading::next))
                 .route("/projects/{slug}/progress", web::get().to(grading::progress))
                 .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
