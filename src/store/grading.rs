@@ -7,7 +7,7 @@
 //! same place. A grade is acknowledged only after its transaction commits.
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer};
+use diesel::sql_types::BigInt;
 
 use super::audit::{self, AuditEntry};
 use super::models::{ItemRow, ProjectRow};
@@ -59,12 +59,6 @@ fn lock_item(conn: &mut DbConnection, item_id: i64) -> QueryResult<()> {
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
 /// An item leased to a grader.
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -85,20 +79,26 @@ fn places_held(conn: &mut DbConnection, item_id: i64, round: i32, now: i64) -> Q
 
 /// Chooses the next item for a grader: by priority, then most places held, then oldest,
 /// skipping the ids in `excluded`.
+///
+/// Items in grading and pending items are searched separately so that neither search scans
+/// the whole study: a pending item holds no places, so the first one in index order
+/// (priority, then age) is the best pending candidate, and only the items in grading, a set
+/// bounded by the number of graders at work, need their places counted.
 fn choose_item(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64, excluded: &[i64]) -> QueryResult<Option<i64>> {
-    // `places` counts held places of the item's current round; an item is open when it needs
-    // more grades than that and the grader has no held place on it this round.
-    const BODY: &str = "FROM items i \
-         WHERE i.project_id = {p} AND i.status IN ('pending', 'grading') {x} \
+    const HELD: &str = "(SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+                         AND (a.completed_at IS NOT NULL OR a.leased_until > {n}))";
+    const IN_GRADING: &str = "SELECT i.id AS id, i.priority AS priority FROM items i \
+         WHERE i.project_id = {p} AND i.status = 'grading' {x} \
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
                            AND a.grader_id = {g} AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) \
-           AND (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) < {o} + i.extra_grades \
-         ORDER BY i.priority DESC, \
-           (SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-            AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) DESC, \
-           i.created_at ASC, i.id ASC \
+           AND {held} < {o} + i.extra_grades \
+         ORDER BY i.priority DESC, {held} DESC, i.created_at ASC, i.id ASC \
          LIMIT 1";
+    const PENDING: &str = "SELECT i.id AS id, i.priority AS priority FROM items i \
+         WHERE i.project_id = {p} AND i.status = 'pending' {x} \
+         ORDER BY i.priority DESC, i.created_at ASC, i.id ASC \
+         LIMIT 1";
+
     // Ids are integers, so writing them into the SQL text cannot inject anything.
     let exclusion = if excluded.is_empty() {
         String::new()
@@ -106,31 +106,45 @@ fn choose_item(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, no
         let ids: Vec<String> = excluded.iter().map(i64::to_string).collect();
         format!("AND i.id NOT IN ({})", ids.join(", "))
     };
-    let body = BODY.replace("{x}", &exclusion);
-    let rows: Vec<IdRow> = match conn {
-        DbConnection::Sqlite(c) => {
-            let sql = format!("SELECT i.id AS id {}", body.replace("{p}", "?1").replace("{g}", "?2").replace("{n}", "?3").replace("{o}", "?4"));
-            diesel::sql_query(sql)
-                .bind::<BigInt, _>(project.id)
-                .bind::<BigInt, _>(grader_id)
-                .bind::<BigInt, _>(now)
-                .bind::<Integer, _>(project.overlap)
-                .load(c)?
-        }
-        DbConnection::Postgres(c) => {
-            let sql = format!(
-                "SELECT i.id AS id {} FOR UPDATE OF i SKIP LOCKED",
-                body.replace("{p}", "$1").replace("{g}", "$2").replace("{n}", "$3").replace("{o}", "$4")
-            );
-            diesel::sql_query(sql)
-                .bind::<BigInt, _>(project.id)
-                .bind::<BigInt, _>(grader_id)
-                .bind::<BigInt, _>(now)
-                .bind::<Integer, _>(project.overlap)
-                .load(c)?
-        }
+    let in_grading = query_candidate(conn, &IN_GRADING.replace("{held}", HELD), &exclusion, project, grader_id, now)?;
+    let pending = query_candidate(conn, PENDING, &exclusion, project, grader_id, now)?;
+    Ok(match (in_grading, pending) {
+        (Some(grading), Some(pending)) if pending.priority > grading.priority => Some(pending.id),
+        (Some(grading), _) => Some(grading.id),
+        (None, pending) => pending.map(|row| row.id),
+    })
+}
+
+#[derive(QueryableByName)]
+struct CandidateRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    priority: f64,
+}
+
+/// Runs one candidate query; on PostgreSQL the row is locked, skipping rows other
+/// transactions hold. The values are integers written into the SQL text, which cannot inject
+/// anything and spares a parameter list that differs between the two queries.
+fn query_candidate(
+    conn: &mut DbConnection,
+    template: &str,
+    exclusion: &str,
+    project: &ProjectRow,
+    grader_id: i64,
+    now: i64,
+) -> QueryResult<Option<CandidateRow>> {
+    let sql = template
+        .replace("{x}", exclusion)
+        .replace("{p}", &project.id.to_string())
+        .replace("{g}", &grader_id.to_string())
+        .replace("{n}", &now.to_string())
+        .replace("{o}", &project.overlap.to_string());
+    let rows: Vec<CandidateRow> = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(sql).load(c)?,
+        DbConnection::Postgres(c) => diesel::sql_query(format!("{sql} FOR UPDATE OF i SKIP LOCKED")).load(c)?,
     };
-    Ok(rows.first().map(|row| row.id))
+    Ok(rows.into_iter().next())
 }
 
 /// Returns the grader's current lease in the study, renewed, or leases a new item; `None`
@@ -461,29 +475,26 @@ fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    const BODY: &str = "SELECT COUNT(*) AS n FROM items i \
-         WHERE i.project_id = {p} AND i.status IN ('pending', 'grading') \
+    // Pending items are open to everyone; only items in grading need their places counted.
+    let pending: i64 = items::table
+        .filter(items::project_id.eq(project.id))
+        .filter(items::status.eq(ItemStatus::Pending.as_str()))
+        .count()
+        .get_result(conn)?;
+    let in_grading = "SELECT COUNT(*) AS n FROM items i \
+         WHERE i.project_id = {p} AND i.status = 'grading' \
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
                            AND a.grader_id = {g} AND a.completed_at IS NOT NULL) \
            AND ((SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
                 AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) < {o} + i.extra_grades \
                 OR EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                           AND a.grader_id = {g} AND a.leased_until > {n}))";
-    let rows: Vec<CountRow> = match conn {
-        DbConnection::Sqlite(c) => diesel::sql_query(BODY.replace("{p}", "?1").replace("{g}", "?2").replace("{n}", "?3").replace("{o}", "?4"))
-            .bind::<BigInt, _>(project.id)
-            .bind::<BigInt, _>(grader_id)
-            .bind::<BigInt, _>(now)
-            .bind::<Integer, _>(project.overlap)
-            .load(c)?,
-        DbConnection::Postgres(c) => diesel::sql_query(BODY.replace("{p}", "$1").replace("{g}", "$2").replace("{n}", "$3").replace("{o}", "$4"))
-            .bind::<BigInt, _>(project.id)
-            .bind::<BigInt, _>(grader_id)
-            .bind::<BigInt, _>(now)
-            .bind::<Integer, _>(project.overlap)
-            .load(c)?,
-    };
-    Ok(rows.first().map_or(0, |row| row.n))
+                           AND a.grader_id = {g} AND a.leased_until > {n}))"
+        .replace("{p}", &project.id.to_string())
+        .replace("{g}", &grader_id.to_string())
+        .replace("{n}", &now.to_string())
+        .replace("{o}", &project.overlap.to_string());
+    let rows: Vec<CountRow> = diesel::sql_query(in_grading).load(conn)?;
+    Ok(pending + rows.first().map_or(0, |row| row.n))
 }
 
 /// Closes the round of every item in grading that has all the grades the study now needs;

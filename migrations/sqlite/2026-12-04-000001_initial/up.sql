@@ -68,7 +68,7 @@ CREATE TABLE items (
     created_at BIGINT NOT NULL,
     UNIQUE (project_id, name)
 );
-CREATE INDEX items_project_status ON items (project_id, status, priority);
+CREATE INDEX items_project_status ON items (project_id, status, priority DESC, created_at, id);
 
 CREATE TABLE assignments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
