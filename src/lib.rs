@@ -5,11 +5,13 @@
 
 pub mod auth;
 pub mod bundled;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod csvio;
 pub mod demo;
 pub mod domain;
+pub mod events;
 pub mod http;
 pub mod imaging;
 pub mod store;

@@ -110,7 +110,11 @@ fn serve(settings: Settings, demo: Option<crate::demo::DemoSummary>) -> anyhow::
     }
     tracing::info!(addr = %address, database = db.backend().name(), "server starting");
 
-    let state = AppState { db, settings, keys };
+    let events = std::sync::Arc::new(crate::events::EventHub::default());
+    if db.backend() == crate::store::Backend::Postgres {
+        crate::events::connect_postgres(&events, &db, &settings.database_url());
+    }
+    let state = AppState { db, settings, keys, events };
     let system = actix_web::rt::System::new();
     system.block_on(async move {
         let server = http::run(listener, state)?;

@@ -133,14 +133,21 @@ pub async fn submit(
             time_spent_ms: request.time_spent_ms,
             source: "web",
         };
-        grading::submit_grade(&mut conn, &submission, now_ms()).map_err(|error| match error {
+        let receipt = grading::submit_grade(&mut conn, &submission, now_ms()).map_err(|error| match error {
             GradeError::NotFound(_) => AppError::NotFound(error.to_string()),
             GradeError::NotAssigned { .. } => AppError::Forbidden(error.to_string()),
             GradeError::LeftGrading { .. } | GradeError::LeaseLost(_) => AppError::Conflict(error.to_string()),
             GradeError::Store(store) => AppError::from(store),
-        })
+        })?;
+        Ok((project.id, receipt))
     })
     .await??;
+    let (project_id, receipt) = receipt;
+    // The study stream is for leads and seniors only, so it may say which item moved on.
+    state.events.publish(
+        crate::events::Room::Study { project_id },
+        serde_json::json!({ "type": "item", "item_id": receipt.item_id, "status": receipt.status.as_str() }),
+    );
     Ok(HttpResponse::Created().json(serde_json::json!({
         "grade_id": receipt.grade_id,
         "item_id": receipt.item_id,

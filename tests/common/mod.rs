@@ -111,7 +111,11 @@ impl TestApp {
         let keys = TokenKeys::load_or_create(&settings.jwt_key_path()).expect("signing key");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
-        let state = AppState { db: db.clone(), settings: settings.clone(), keys };
+        let events = std::sync::Arc::new(quorum::events::EventHub::default());
+        if db.backend() == quorum::store::Backend::Postgres {
+            quorum::events::connect_postgres(&events, &db, &database.url);
+        }
+        let state = AppState { db: db.clone(), settings: settings.clone(), keys, events };
 
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
