@@ -5,7 +5,6 @@
 
 pub mod auth;
 pub mod bundled;
-pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod csvio;
