@@ -48,14 +48,14 @@ fn scene() -> Scene {
     Scene { app, first, second, senior, lead, item_id, grade_id }
 }
 
-/// The body of a GET, whatever its status.
+/// Sends a GET with the bearer token and returns the status and body.
 fn body_of(app: &TestApp, path: &str, token: &str) -> (u16, String) {
     let response = app.get(path, token);
     let status = response.status().as_u16();
     (status, response.text().unwrap_or_default())
 }
 
-/// The cookie session of a user, for page requests.
+/// Sends a GET with the session cookie, as a browser does for pages.
 fn page_body(app: &TestApp, path: &str, token: &str) -> (u16, String) {
     let response = app.client.get(app.url(path)).header("cookie", format!("quorum_session={token}")).send().expect("page");
     let status = response.status().as_u16();
