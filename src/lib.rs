@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod bundled;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod csvio;

@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod agreement;
+pub mod agreement_report;
 pub mod answers;
 pub mod assignment;
 pub mod consensus;

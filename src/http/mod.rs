@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod agreement;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -61,6 +62,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{slug}/events", web::get().to(live::study_events))
                 .route("/projects/{slug}/items/{item_id}/room", web::get().to(live::item_room))
                 .route("/projects/{slug}/progress", web::get().to(grading::progress))
+                .route("/projects/{slug}/agreement", web::get().to(agreement::api_agreement))
+                .route("/projects/{slug}/scorecard", web::get().to(agreement::api_scorecard))
                 .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
                 .route("/projects/{slug}/items/{item_id}/my-grade", web::get().to(grading::my_grade))
                 .route("/projects/{slug}/items/{item_id}/image/{variant}", web::get().to(api::item_image)),
@@ -72,7 +75,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(pages::logout))
         .route("/studies", web::get().to(pages::studies))
         .route("/studies/{slug}", web::get().to(pages::dashboard))
-        .route("/studies/{slug}/grade", web::get().to(pages::grade));
+        .route("/studies/{slug}/grade", web::get().to(pages::grade))
+        .route("/studies/{slug}/agreement", web::get().to(agreement::agreement_page_handler))
+        .route("/studies/{slug}/scorecard", web::get().to(agreement::scorecard_page));
 }
 
 /// Starts the server on an already bound listener (tests bind port 0).
