@@ -14,3 +14,4 @@ pub mod guideline;
 pub mod ratings;
 pub mod roles;
 pub mod slug;
+pub mod workflow;

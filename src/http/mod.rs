@@ -15,6 +15,7 @@ pub mod grading;
 pub mod live;
 pub mod pages;
 pub mod projects;
+pub mod workflow;
 
 use std::net::TcpListener;
 
@@ -66,6 +67,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{slug}/scorecard", web::get().to(agreement::api_scorecard))
                 .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
                 .route("/projects/{slug}/items/{item_id}/my-grade", web::get().to(grading::my_grade))
+                .route("/projects/{slug}/arbitration", web::get().to(workflow::arbitration_queue))
+                .route("/projects/{slug}/adjudications", web::get().to(workflow::adjudications))
+                .route("/projects/{slug}/adjudications/mine", web::get().to(workflow::my_adjudications))
+                .route("/projects/{slug}/items/{item_id}/review", web::get().to(workflow::review::review))
+                .route("/projects/{slug}/items/{item_id}/arbitration", web::post().to(workflow::arbitrate))
+                .route("/projects/{slug}/items/{item_id}/messages", web::get().to(workflow::review::list_messages))
+                .route("/projects/{slug}/items/{item_id}/messages", web::post().to(workflow::review::post_message))
+                .route("/projects/{slug}/items/{item_id}/exclude", web::post().to(workflow::exclude))
+                .route("/projects/{slug}/items/{item_id}/reopen", web::post().to(workflow::reopen))
                 .route("/projects/{slug}/items/{item_id}/image/{variant}", web::get().to(api::item_image)),
         )
         .route("/static/{path:.*}", web::get().to(assets::serve))

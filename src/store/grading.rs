@@ -11,13 +11,14 @@ use diesel::sql_types::BigInt;
 
 use super::audit::{self, AuditEntry};
 use super::models::{ItemRow, ProjectRow};
-use super::schema::{assignments, grades, items, memberships, resolutions};
+use super::schema::{assignments, grades, items};
+use super::workflow::{self, close_round, Cause, WorkflowError};
 use super::{DbConnection, StoreError};
 use crate::domain::answers::Answers;
 use crate::domain::assignment::required_grades;
-use crate::domain::consensus::{decide, Decision, PolicyParams};
 use crate::domain::guideline::Guideline;
-use crate::domain::roles::{ItemStatus, ResolutionPolicy};
+use crate::domain::roles::ItemStatus;
+use crate::domain::workflow::Event;
 
 /// Why a grade was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -40,11 +41,21 @@ impl From<diesel::result::Error> for GradeError {
     }
 }
 
+impl From<WorkflowError> for GradeError {
+    fn from(error: WorkflowError) -> Self {
+        match error {
+            WorkflowError::NotFound(item_id) => GradeError::NotFound(item_id),
+            WorkflowError::Rejected { item_id, error } => GradeError::LeftGrading { item_id, status: error.state.to_string() },
+            WorkflowError::Store(store) => GradeError::Store(store),
+        }
+    }
+}
+
 /// Takes the SQLite write lock at the start of a transaction so that reads and writes of the
 /// same request see one consistent state; on PostgreSQL it does nothing.
 ///
 /// SQLite begins a write transaction for any write statement, even one that changes no row.
-fn lock_for_write(conn: &mut DbConnection) -> QueryResult<()> {
+pub(crate) fn lock_for_write(conn: &mut DbConnection) -> QueryResult<()> {
     if let DbConnection::Sqlite(c) = conn {
         diesel::sql_query("UPDATE projects SET id = id WHERE id = -1").execute(c)?;
     }
@@ -52,7 +63,7 @@ fn lock_for_write(conn: &mut DbConnection) -> QueryResult<()> {
 }
 
 /// Locks one item row on PostgreSQL until the transaction ends.
-fn lock_item(conn: &mut DbConnection, item_id: i64) -> QueryResult<()> {
+pub(crate) fn lock_item(conn: &mut DbConnection, item_id: i64) -> QueryResult<()> {
     if let DbConnection::Postgres(c) = conn {
         diesel::sql_query("SELECT id FROM items WHERE id = $1 FOR UPDATE").bind::<BigInt, _>(item_id).execute(c)?;
     }
@@ -230,7 +241,9 @@ pub fn lease_next(
             }
         }
         if item.status == ItemStatus::Pending.as_str() {
-            diesel::update(items::table.find(item.id)).set(items::status.eq(ItemStatus::Grading.as_str())).execute(conn)?;
+            let cause = Cause { actor_id: Some(grader_id), reason: "first lease" };
+            workflow::apply(conn, &item, &Event::GradingStarted, cause, serde_json::json!({}))
+                .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
         }
         Ok(Some(Lease { round: item.round, item, leased_until }))
     })?;
@@ -275,9 +288,13 @@ pub fn current_grades(conn: &mut DbConnection, item_id: i64, round: i32) -> Quer
 /// Stores a grade, or a correction of the grader's own grade, and applies the study's policy
 /// when the round has all its grades.
 ///
+/// An item in adjudication takes grades only from the graders of the round before, who need
+/// no lease. Its round closes when all of them have re-graded.
+///
 /// Fails with [`GradeError::NotAssigned`] when the grader holds no assignment for the item's
-/// current round, [`GradeError::LeftGrading`] when the item is no longer in grading, and
-/// [`GradeError::LeaseLost`] when the grader's lease expired and its place was taken.
+/// current round, [`GradeError::LeftGrading`] when the item is no longer in grading or
+/// adjudication, and [`GradeError::LeaseLost`] when the grader's lease expired and its place
+/// was taken.
 pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, now: i64) -> Result<GradeReceipt, GradeError> {
     let project = submission.project;
     conn.transaction::<_, GradeError, _>(|conn| {
@@ -299,7 +316,10 @@ pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, n
             .first(conn)
             .optional()?;
         let status = ItemStatus::parse(&item.status).ok_or_else(|| StoreError::Corrupt(format!("item status {:?}", item.status)))?;
-        if !matches!(status, ItemStatus::Pending | ItemStatus::Grading) {
+        // In adjudication the place in the round is the assignment made for the graders of the
+        // round before when the round opened. It is not a lease and never expires.
+        let in_adjudication = status == ItemStatus::Adjudication && assignment.is_some();
+        if !in_adjudication && !matches!(status, ItemStatus::Pending | ItemStatus::Grading) {
             // Only the item's own graders learn that it moved on; anyone else is simply not
             // assigned.
             let graded_before: i64 = grades::table
@@ -315,7 +335,7 @@ pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, n
         let Some((assignment_id, leased_until, completed_at)) = assignment else {
             return Err(GradeError::NotAssigned { item_id: item.id, round: item.round });
         };
-        if completed_at.is_none() && leased_until <= now {
+        if !in_adjudication && completed_at.is_none() && leased_until <= now {
             let held = places_held(conn, item.id, item.round, now)?;
             if held >= required_grades(project.overlap, item.extra_grades) {
                 return Err(GradeError::LeaseLost(item.id));
@@ -354,92 +374,33 @@ pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, n
             details: serde_json::json!({ "item_id": item.id, "round": item.round, "supersedes": previous }),
         })?;
 
-        let mut new_status = ItemStatus::Grading;
+        let mut new_status = if in_adjudication { ItemStatus::Adjudication } else { ItemStatus::Grading };
         if previous.is_none() {
             diesel::update(assignments::table.find(assignment_id))
                 .set(assignments::completed_at.eq(now))
                 .execute(conn)?;
             if status == ItemStatus::Pending {
-                diesel::update(items::table.find(item.id)).set(items::status.eq(ItemStatus::Grading.as_str())).execute(conn)?;
+                let cause = Cause { actor_id: Some(submission.grader_id), reason: "first grade" };
+                workflow::apply(conn, &item, &Event::GradingStarted, cause, serde_json::json!({}))?;
             }
-            let graders_done = current.len() as i64 + 1;
-            if graders_done >= required_grades(project.overlap, item.extra_grades) {
+            let round_complete = if in_adjudication {
+                // The round closes when every grader of the round before has re-graded.
+                let waiting: i64 = assignments::table
+                    .filter(assignments::item_id.eq(item.id))
+                    .filter(assignments::round.eq(item.round))
+                    .filter(assignments::completed_at.is_null())
+                    .count()
+                    .get_result(conn)?;
+                waiting == 0
+            } else {
+                current.len() as i64 + 1 >= required_grades(project.overlap, item.extra_grades)
+            };
+            if round_complete {
                 new_status = close_round(conn, project, submission.guideline, &item, now)?;
             }
         }
         Ok(GradeReceipt { grade_id, item_id: item.id, round: item.round, supersedes: previous, status: new_status })
     })
-}
-
-/// Applies the study's policy to a round that has all its grades and records the outcome.
-fn close_round(
-    conn: &mut DbConnection,
-    project: &ProjectRow,
-    guideline: &Guideline,
-    item: &ItemRow,
-    now: i64,
-) -> Result<ItemStatus, GradeError> {
-    let current = current_grades(conn, item.id, item.round)?;
-    let mut answers = Vec::with_capacity(current.len());
-    for grade in &current {
-        let value: serde_json::Value = serde_json::from_str(&grade.answers)
-            .map_err(|e| StoreError::Corrupt(format!("answers of grade {}: {e}", grade.id)))?;
-        answers.push(Answers::from_stored(&value).ok_or_else(|| StoreError::Corrupt(format!("answers of grade {}", grade.id)))?);
-    }
-    let policy = ResolutionPolicy::parse(&project.policy)
-        .ok_or_else(|| StoreError::Corrupt(format!("policy {:?} of study {}", project.policy, project.slug)))?;
-    let params: PolicyParams = serde_json::from_str(&project.policy_params).unwrap_or_default();
-    let has_senior: bool = diesel::select(diesel::dsl::exists(
-        memberships::table.filter(memberships::project_id.eq(project.id)).filter(memberships::role.eq("senior")),
-    ))
-    .get_result(conn)?;
-
-    let decision = decide(guideline, &answers, policy, &params, item.round, has_senior);
-    let (status, details) = match &decision {
-        Decision::Resolve { method, answers } => {
-            let answers_json = serde_json::to_string(answers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            diesel::insert_into(resolutions::table)
-                .values((
-                    resolutions::item_id.eq(item.id),
-                    resolutions::answers.eq(&answers_json),
-                    resolutions::method.eq(method.as_str()),
-                    resolutions::decided_by.eq(None::<i64>),
-                    resolutions::rounds_used.eq(item.round + 1),
-                    resolutions::reason.eq(""),
-                    resolutions::supersedes.eq(None::<i64>),
-                    resolutions::created_at.eq(now),
-                ))
-                .execute(conn)?;
-            (ItemStatus::Resolved, serde_json::json!({ "method": method.as_str(), "grades": current.len() }))
-        }
-        Decision::Arbitrate => (ItemStatus::Arbitration, serde_json::json!({ "grades": current.len() })),
-        Decision::Adjudicate { round } => {
-            diesel::update(items::table.find(item.id)).set(items::round.eq(*round)).execute(conn)?;
-            (ItemStatus::Adjudication, serde_json::json!({ "round": round }))
-        }
-        Decision::AddGrader => {
-            diesel::update(items::table.find(item.id))
-                .set(items::extra_grades.eq(item.extra_grades + 1))
-                .execute(conn)?;
-            (ItemStatus::Grading, serde_json::json!({ "extra_grades": item.extra_grades + 1 }))
-        }
-    };
-    diesel::update(items::table.find(item.id)).set(items::status.eq(status.as_str())).execute(conn)?;
-    let action = match decision {
-        Decision::Resolve { .. } => "item.resolved",
-        Decision::Arbitrate => "item.to_arbitration",
-        Decision::Adjudicate { .. } => "item.to_adjudication",
-        Decision::AddGrader => "item.grader_added",
-    };
-    audit::record(conn, AuditEntry {
-        project_id: Some(project.id),
-        actor_id: None,
-        action,
-        object_type: "item",
-        object_id: Some(item.id),
-        details,
-    })?;
-    Ok(status)
 }
 
 /// The grader's own current grade of an item, in any round, newest round first.

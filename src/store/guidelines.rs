@@ -38,6 +38,7 @@ pub fn store_guideline(conn: &mut DbConnection, source_toml: &str) -> Result<(Gu
     let fields = serde_json::to_string(&guideline.fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
 
     conn.transaction(|conn| {
+        super::take_write_lock(conn)?;
         let existing = guidelines::table
             .filter(guidelines::key.eq(&guideline.key))
             .filter(guidelines::version.eq(&guideline.version))

@@ -19,6 +19,7 @@ pub mod models;
 pub mod projects;
 pub mod schema;
 pub mod users;
+pub mod workflow;
 
 use std::time::Duration;
 
@@ -101,9 +102,11 @@ pub fn establish(url: &str) -> StoreResult<DbConnection> {
             let path = sqlite_path(url);
             let mut conn = SqliteConnection::establish(path)
                 .map_err(|e| StoreError::Connect(format!("SQLite file {path}: {e}")))?;
+            // The busy timeout comes first so that switching to WAL waits for a lock held by
+            // another connection instead of failing with "database is locked".
             conn.batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-                 PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};"
+                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;"
             ))
             .map_err(|e| StoreError::Connect(format!("SQLite file {path}: {e}")))?;
             Ok(DbConnection::Sqlite(conn))
@@ -222,6 +225,19 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     now.as_millis() as i64
+}
+
+/// Takes the SQLite write lock at the start of a transaction that reads before it writes.
+///
+/// SQLite cannot upgrade a read transaction to a write one after another connection has
+/// committed, and then fails with "database is locked" at once instead of waiting. Any write
+/// statement, even one that changes no row, takes the write lock, and the busy timeout applies
+/// while it waits. On PostgreSQL this does nothing.
+pub fn take_write_lock(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    if let DbConnection::Sqlite(c) = conn {
+        diesel::sql_query("UPDATE projects SET id = id WHERE id = -1").execute(c)?;
+    }
+    Ok(())
 }
 
 /// True when a diesel error is a unique-constraint violation on either backend.

@@ -75,6 +75,7 @@ pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> StoreResult<Option<P
 /// the next free pseudonym of the study ("Grader A", "Grader B", ...), kept for good.
 pub fn set_member(conn: &mut DbConnection, project_id: i64, user_id: i64, role: Role) -> StoreResult<MembershipRow> {
     conn.transaction(|conn| {
+        super::take_write_lock(conn)?;
         let existing = memberships::table
             .filter(memberships::project_id.eq(project_id))
             .filter(memberships::user_id.eq(user_id))
