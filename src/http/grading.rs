@@ -5,6 +5,7 @@
 //! the caller's grade, and errors name only the caller's own assignment.
 
 use actix_web::{web, HttpResponse};
+use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::access::project_for;
@@ -139,10 +140,32 @@ pub async fn submit(
             GradeError::LeftGrading { .. } | GradeError::LeaseLost(_) => AppError::Conflict(error.to_string()),
             GradeError::Store(store) => AppError::from(store),
         })?;
-        Ok((project.id, receipt))
+        // In adjudication the room of the item's round shows each re-grade to the others.
+        let room_event = if receipt.round > 0 {
+            let pseudonym: Option<String> = crate::store::schema::memberships::table
+                .filter(crate::store::schema::memberships::project_id.eq(project.id))
+                .filter(crate::store::schema::memberships::user_id.eq(user.id))
+                .select(crate::store::schema::memberships::pseudonym)
+                .first(&mut conn)
+                .optional()?;
+            Some(serde_json::json!({
+                "type": "regrade",
+                "grader": pseudonym,
+                "round": receipt.round,
+                "answers": answers.to_json(),
+                "comment": request.comment,
+                "status": receipt.status.as_str(),
+            }))
+        } else {
+            None
+        };
+        Ok((project.id, receipt, room_event))
     })
     .await??;
-    let (project_id, receipt) = receipt;
+    let (project_id, receipt, room_event) = receipt;
+    if let Some(event) = room_event {
+        state.events.publish(crate::events::Room::Item { item_id: receipt.item_id, round: receipt.round }, event);
+    }
     // The study stream is for leads and seniors only, so it may say which item moved on.
     state.events.publish(
         crate::events::Room::Study { project_id },
