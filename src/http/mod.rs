@@ -14,6 +14,7 @@ pub mod error;
 pub mod grading;
 pub mod live;
 pub mod pages;
+pub mod pages_workflow;
 pub mod projects;
 pub mod workflow;
 
@@ -86,6 +87,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies", web::get().to(pages::studies))
         .route("/studies/{slug}", web::get().to(pages::dashboard))
         .route("/studies/{slug}/grade", web::get().to(pages::grade))
+        .route("/studies/{slug}/adjudications", web::get().to(pages_workflow::queues))
+        .route("/studies/{slug}/adjudicate/{item_id}", web::get().to(pages_workflow::adjudicate))
         .route("/studies/{slug}/agreement", web::get().to(agreement::agreement_page_handler))
         .route("/studies/{slug}/scorecard", web::get().to(agreement::scorecard_page));
 }
