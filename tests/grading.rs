@@ -103,6 +103,14 @@ fn study_creation_rejects_bad_fields() {
         let error: serde_json::Value = response.json().expect("json");
         assert_eq!(error["error"]["field"], field);
     }
+    let mut misspelled = base.clone();
+    misspelled["policy_params"] = json!({ "field_tolerance": { "dr_severty": 1 } });
+    let response = app.post_json("/api/v1/projects", &admin, &misspelled);
+    assert_eq!(response.status(), 422);
+    let error: serde_json::Value = response.json().expect("json");
+    assert_eq!(error["error"]["field"], "policy_params");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("dr_severty")), "{error}");
+
     let listed: serde_json::Value = app.get("/api/v1/projects", &admin).json().expect("json");
     assert_eq!(listed.as_array().map(Vec::len), Some(0), "a rejected study was stored");
 }

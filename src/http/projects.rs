@@ -92,6 +92,8 @@ pub async fn create(state: web::Data<AppState>, user: CurrentUser, body: web::Js
                 ),
             )
         })?;
+        let guideline_fields = guidelines::guideline_of(&guideline)?;
+        params.check_fields(&guideline_fields).map_err(|message| bad("policy_params", message))?;
         let spec = ProjectSpec {
             slug: &request.slug,
             name: request.name.trim(),
