@@ -89,6 +89,10 @@ pub enum ImportCommand {
         #[arg(long, value_parser = existing_path)]
         metadata: Option<PathBuf>,
     },
+    /// Import grades made elsewhere; they go through the study's policy like any grade.
+    Grades(super::import_grades::GradesImportArgs),
+    /// Import final labels decided elsewhere as resolutions with method `imported`.
+    Resolutions(super::import_grades::ResolutionsImportArgs),
 }
 
 /// Reads a password from the terminal without echo, or the first line of piped input.
@@ -214,5 +218,7 @@ pub fn run_import(settings: &Settings, command: ImportCommand) -> anyhow::Result
             println!("imported {} image(s), {} failed", report.imported.len(), report.failed.len());
             Ok(())
         }
+        ImportCommand::Grades(args) => super::import_grades::run_grades(settings, &args),
+        ImportCommand::Resolutions(args) => super::import_grades::run_resolutions(settings, &args),
     }
 }

@@ -3,6 +3,8 @@
 pub mod aggregate;
 pub mod agreement;
 pub mod admin;
+pub mod export;
+pub mod import_grades;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -47,6 +49,8 @@ pub enum Command {
     Agreement(agreement::AgreementArgs),
     /// Majority vote or Dawid-Skene labels of a CSV of grades, without a server.
     Aggregate(aggregate::AggregateArgs),
+    /// Write a study's reference standard, grades, agreement report and provenance to a folder.
+    Export(export::ExportArgs),
 }
 
 /// Logs to stderr; the level comes from `RUST_LOG` (default `info`).
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(command) => admin::run_import(&settings, command),
         Command::Agreement(args) => agreement::run(&args),
         Command::Aggregate(args) => aggregate::run(&args),
+        Command::Export(args) => export::run(&settings, &args),
     }
 }
 

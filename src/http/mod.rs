@@ -11,6 +11,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod error;
+pub mod export;
 pub mod grading;
 pub mod live;
 pub mod pages;
@@ -64,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{slug}/events", web::get().to(live::study_events))
                 .route("/projects/{slug}/items/{item_id}/room", web::get().to(live::item_room))
                 .route("/projects/{slug}/progress", web::get().to(grading::progress))
+                .route("/projects/{slug}/export.zip", web::get().to(export::export_zip))
                 .route("/projects/{slug}/agreement", web::get().to(agreement::api_agreement))
                 .route("/projects/{slug}/scorecard", web::get().to(agreement::api_scorecard))
                 .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
