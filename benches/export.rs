@@ -114,7 +114,10 @@ fn main() -> anyhow::Result<()> {
             .find_map(|line| line.trim().strip_prefix("Maximum resident set size (kbytes): "))
             .and_then(|value| value.trim().parse::<u64>().ok())
             .unwrap_or(0);
-        println!("quorum export command: {wall:.2} s wall (process start and migration check included), peak RSS {:.0} MB", peak_kb as f64 / 1024.0);
+        println!(
+            "quorum export command: {wall:.2} s wall (process start and migration check included), peak RSS {:.0} MB",
+            peak_kb as f64 / 1024.0
+        );
     } else {
         println!("quorum export command: skipped, /usr/bin/time is missing");
     }
@@ -126,11 +129,14 @@ fn child_export(database: &Path, out: &Path) -> anyhow::Result<()> {
     let db = Database::open(&database.to_string_lossy(), 2)?;
     let mut conn = db.conn()?;
     let project = projects::find_by_slug(&mut conn, "bench")?.context("the bench study is missing")?;
+
     let started = Instant::now();
     let mut sink = DirSink::new(out)?;
-    let summary = export_study(&mut conn, project, &ExportOptions { real_names: false, exported_at: now_ms() }, &mut sink)?;
+    let options = ExportOptions { real_names: false, exported_at: now_ms() };
+    let summary = export_study(&mut conn, project, &options, &mut sink)?;
     sink.commit()?;
     let seconds = started.elapsed().as_secs_f64();
+
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let peak_kb = status
         .lines()
@@ -156,7 +162,8 @@ struct Counts {
     resolutions: usize,
 }
 
-/// A fixed pseudo-random number from an index, so every run builds the same study.
+/// Mixes an index into a fixed pseudo-random number (SplitMix64), so every run builds the
+/// same study.
 fn mix(index: u64) -> u64 {
     let mut x = index.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -164,8 +171,8 @@ fn mix(index: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Answers of the bundled guideline: the item's true severity, changed by one step for one
-/// grade in five; one item in twenty is ungradable.
+/// Builds the answers JSON of the bundled guideline: the item's true severity, one step off
+/// in one grade of five. One item in twenty is ungradable.
 fn answers(item: usize, grader: usize) -> String {
     let truth = mix(item as u64) % 5;
     if truth == 0 && mix(item as u64 + 7) % 4 == 0 {
@@ -227,13 +234,26 @@ fn build_study(database: &Path, target_grades: usize) -> anyhow::Result<Counts> 
     let per_item = OVERLAP as f64 + 1.0 / CORRECTION_EVERY as f64;
     let n_items = ((target_grades as f64) / per_item).round().max(1.0) as usize;
     let created = 1_790_000_000_000_i64;
-    let mut counts = Counts { items: n_items, grades: 0, corrections: 0, resolutions: 0 };
+    let mut counts = Counts {
+        items: n_items,
+        grades: 0,
+        corrections: 0,
+        resolutions: 0,
+    };
 
     conn.batch_execute("BEGIN;")?;
     let mut item_rows = Vec::with_capacity(INSERT_BATCH);
     for item in 0..n_items {
-        let status = if item % OPEN_EVERY == OPEN_EVERY - 1 { "grading" } else { "resolved" };
-        let metadata = format!(r#"{{"site":"site-{}","eye":"{}"}}"#, item % 7, if item % 2 == 0 { "left" } else { "right" });
+        let status = if item % OPEN_EVERY == OPEN_EVERY - 1 {
+            "grading"
+        } else {
+            "resolved"
+        };
+        let metadata = format!(
+            r#"{{"site":"site-{}","eye":"{}"}}"#,
+            item % 7,
+            if item % 2 == 0 { "left" } else { "right" }
+        );
         item_rows.push(format!(
             "({}, 'image-{item:07}.jpg', '{:064x}', 'images/none.jpg', 1, 'jpg', 1, 1, '{metadata}', '{status}', 0, 0, 0, {})",
             project.id,
@@ -250,7 +270,11 @@ fn build_study(database: &Path, target_grades: usize) -> anyhow::Result<Counts> 
     let first_item: i64 = {
         use diesel::prelude::*;
         use quorum::store::schema::items;
-        items::table.filter(items::project_id.eq(project.id)).select(diesel::dsl::min(items::id)).first::<Option<i64>>(&mut conn)?.unwrap_or(1)
+        items::table
+            .filter(items::project_id.eq(project.id))
+            .select(diesel::dsl::min(items::id))
+            .first::<Option<i64>>(&mut conn)?
+            .unwrap_or(1)
     };
 
     // Grade ids are assigned in insertion order, so the id of each row is known in advance
@@ -298,7 +322,11 @@ fn build_study(database: &Path, target_grades: usize) -> anyhow::Result<Counts> 
             counts.corrections += 1;
         }
         if item % OPEN_EVERY != OPEN_EVERY - 1 {
-            let method = if mix(item as u64 + 3) % 3 == 0 { "majority" } else { "unanimous" };
+            let method = if mix(item as u64 + 3) % 3 == 0 {
+                "majority"
+            } else {
+                "unanimous"
+            };
             resolution_rows.push(format!(
                 "({item_id}, '{}', '{method}', NULL, 1, 'bench', NULL, {})",
                 answers(item, 0),

@@ -44,14 +44,25 @@ impl ExportSink for MemorySink {
 
 fn project(app: &TestApp, slug: &str) -> ProjectRow {
     let mut conn = app.db.conn().expect("connection");
-    quorum::store::projects::find_by_slug(&mut conn, slug).expect("query").expect("study exists")
+    quorum::store::projects::find_by_slug(&mut conn, slug)
+        .expect("query")
+        .expect("study exists")
 }
 
 fn export(app: &TestApp, slug: &str, real_names: bool, exported_at: i64) -> BTreeMap<String, Vec<u8>> {
     let project = project(app, slug);
     let mut conn = app.db.conn().expect("connection");
     let mut sink = MemorySink::default();
-    export_study(&mut conn, project, &ExportOptions { real_names, exported_at }, &mut sink).expect("export");
+    export_study(
+        &mut conn,
+        project,
+        &ExportOptions {
+            real_names,
+            exported_at,
+        },
+        &mut sink,
+    )
+    .expect("export");
     sink.files
 }
 
@@ -60,7 +71,13 @@ fn read_csv(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
     let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_string).collect();
     reader
         .records()
-        .map(|record| header.iter().cloned().zip(record.expect("record").iter().map(str::to_string)).collect())
+        .map(|record| {
+            header
+                .iter()
+                .cloned()
+                .zip(record.expect("record").iter().map(str::to_string))
+                .collect()
+        })
         .collect()
 }
 
@@ -68,8 +85,8 @@ fn image(i: usize) -> String {
     format!("image-{i:05}.jpg")
 }
 
-/// One grade line of the bundled guideline: gradable with DR severity `dr`, or ungradable
-/// when `dr` is empty.
+/// Writes one grade line of the bundled guideline: gradable with DR severity `dr`, or
+/// ungradable when `dr` is empty.
 fn grade_line(item: usize, grader: &str, dr: &str) -> String {
     if dr.is_empty() {
         format!("{},{grader},ungradable,,,,,,,,\"{grader}: blurred, dark\"", image(item))
@@ -78,7 +95,7 @@ fn grade_line(item: usize, grader: &str, dr: &str) -> String {
     }
 }
 
-/// A majority-vote study of six items graded by ann, ben and cat (no senior):
+/// Builds a majority-vote study of six items graded by ann, ben and cat (no senior):
 /// item 0 unanimous, 1 majority, 2 no majority (one more grader asked), 3 ungradable,
 /// 4 resolved and then reopened, 5 resolved and then excluded. Item 0 carries metadata, a
 /// discussion message and a model proposal.
@@ -91,7 +108,14 @@ fn graded_study(backend: TestBackend) -> (TestApp, TestStudy, i64) {
         app.add_member(&study, id, "grader");
     }
     let mut lines = vec![format!("image,grader,{},comment", FIELDS.join(","))];
-    for (item, answers) in [(0, ["0", "0", "0"]), (1, ["2", "2", "3"]), (2, ["1", "2", "4"]), (3, ["", "", ""]), (4, ["1", "1", "1"]), (5, ["3", "3", "3"])] {
+    for (item, answers) in [
+        (0, ["0", "0", "0"]),
+        (1, ["2", "2", "3"]),
+        (2, ["1", "2", "4"]),
+        (3, ["", "", ""]),
+        (4, ["1", "1", "1"]),
+        (5, ["3", "3", "3"]),
+    ] {
         for (grader, dr) in ["ann", "ben", "cat"].iter().zip(answers) {
             lines.push(grade_line(item, grader, dr));
         }
@@ -135,7 +159,10 @@ fn graded_study(backend: TestBackend) -> (TestApp, TestStudy, i64) {
         ))
         .execute(&mut conn)
         .expect("model run");
-    let run_id: i64 = model_runs::table.select(model_runs::id).first(&mut conn).expect("run id");
+    let run_id: i64 = model_runs::table
+        .select(model_runs::id)
+        .first(&mut conn)
+        .expect("run id");
     diesel::insert_into(predictions::table)
         .values((
             predictions::run_id.eq(run_id),
@@ -160,11 +187,20 @@ fn exporting_twice_gives_same_data() {
     let first = export(&app, "study", false, 1_800_000_000_000);
     let second = export(&app, "study", false, 1_800_000_999_000);
 
-    for name in ["reference.csv", "grades.csv", "pseudolabels.csv", "agreement.md", "agreement.html"] {
+    for name in [
+        "reference.csv",
+        "grades.csv",
+        "pseudolabels.csv",
+        "agreement.md",
+        "agreement.html",
+    ] {
         assert!(first.contains_key(name), "{name} is exported");
         assert_eq!(first[name], second[name], "{name} differs between two exports");
     }
-    let (a, b) = (provenance(&first["provenance.json"]), provenance(&second["provenance.json"]));
+    let (a, b) = (
+        provenance(&first["provenance.json"]),
+        provenance(&second["provenance.json"]),
+    );
     assert_eq!(a["data"], b["data"]);
     assert_ne!(a["export"]["exported_at"], b["export"]["exported_at"]);
     assert_eq!(a["export"]["exported_at"], "2027-01-15T08:00:00.000Z");
@@ -195,7 +231,10 @@ fn unresolved_items_have_no_final_values() {
     assert_eq!(names, expected, "rows in item id order");
 
     let statuses: Vec<&str> = reference.iter().map(|row| row["status"].as_str()).collect();
-    assert_eq!(statuses, ["resolved", "resolved", "grading", "resolved", "grading", "excluded", "pending"]);
+    assert_eq!(
+        statuses,
+        ["resolved", "resolved", "grading", "resolved", "grading", "excluded", "pending"]
+    );
     for row in reference.iter().filter(|row| row["status"] != "resolved") {
         for column in FIELDS.iter().copied().chain(["method", "rounds_used", "resolved_at"]) {
             assert_eq!(row[column], "", "{column} of {} ({})", row["image"], row["status"]);
@@ -211,7 +250,10 @@ fn unresolved_items_have_no_final_values() {
 
     assert_eq!(reference[0]["site"], "Lyon");
     assert_eq!(reference[0]["age"], "61");
-    assert_eq!(reference[1]["metadata_image"], "clash", "a metadata key named like a column is prefixed");
+    assert_eq!(
+        reference[1]["metadata_image"], "clash",
+        "a metadata key named like a column is prefixed"
+    );
     assert_eq!(reference[2]["site"], "", "missing metadata is an empty cell");
 
     let pseudolabels = read_csv(&files["pseudolabels.csv"]);
@@ -219,7 +261,10 @@ fn unresolved_items_have_no_final_values() {
     assert_eq!(pseudolabels[0]["image"], image(6));
     assert_eq!(pseudolabels[0]["proposal"], "2");
     assert_eq!(pseudolabels[0]["accepted"], "FALSE");
-    assert_eq!(reference[6]["dr_severity"], "", "a proposal never enters the reference standard");
+    assert_eq!(
+        reference[6]["dr_severity"], "",
+        "a proposal never enters the reference standard"
+    );
 }
 
 #[test]
@@ -233,9 +278,17 @@ fn provenance_holds_items_grades_messages_resolutions() {
     assert_eq!(data["study"]["policy"], "majority-vote");
     assert_eq!(data["guideline"]["key"], "dr-screening");
     let text = data["guideline"]["text"].as_str().expect("guideline text");
-    assert_eq!(data["guideline"]["sha256"], hex::encode(Sha256::digest(text.as_bytes())));
+    assert_eq!(
+        data["guideline"]["sha256"],
+        hex::encode(Sha256::digest(text.as_bytes()))
+    );
     assert_eq!(data["guideline"]["fields"].as_array().map(Vec::len), Some(FIELDS.len()));
-    let pseudonyms: Vec<&str> = data["members"].as_array().expect("members").iter().map(|m| m["pseudonym"].as_str().unwrap()).collect();
+    let pseudonyms: Vec<&str> = data["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| m["pseudonym"].as_str().unwrap())
+        .collect();
     assert_eq!(pseudonyms, ["Grader A", "Grader B", "Grader C", "Grader D"]);
     assert!(data["members"][0].get("username").is_none());
 
@@ -259,12 +312,18 @@ fn provenance_holds_items_grades_messages_resolutions() {
 
     let all_text = String::from_utf8(files.values().flatten().copied().collect()).expect("UTF-8");
     for username in ["\"ann\"", ",ann,", "\"ben\""] {
-        assert!(!all_text.contains(username), "{username} appears in a pseudonymous export");
+        assert!(
+            !all_text.contains(username),
+            "{username} appears in a pseudonymous export"
+        );
     }
     let named = export(&app, "study", true, 0);
     let grades = read_csv(&named["grades.csv"]);
     assert_eq!(grades[0]["grader"], "ann");
-    assert_eq!(provenance(&named["provenance.json"])["data"]["members"][1]["username"], "ann");
+    assert_eq!(
+        provenance(&named["provenance.json"])["data"]["members"][1]["username"],
+        "ann"
+    );
 }
 
 #[test]
@@ -272,9 +331,15 @@ fn agreement_report_lists_statistics_and_heatmap() {
     let (app, _study, _lead) = graded_study(TestBackend::Sqlite);
     let files = export(&app, "study", false, 0);
     let markdown = String::from_utf8(files["agreement.md"].clone()).expect("UTF-8");
-    assert!(markdown.contains("## Diabetic retinopathy severity (`dr_severity`, ordinal)"), "{markdown}");
+    assert!(
+        markdown.contains("## Diabetic retinopathy severity (`dr_severity`, ordinal)"),
+        "{markdown}"
+    );
     assert!(markdown.contains("| fleiss_kappa_generalized |"), "{markdown}");
-    assert!(markdown.contains("6 items with at least one round-0 grade, 3 raters"), "{markdown}");
+    assert!(
+        markdown.contains("6 items with at least one round-0 grade, 3 raters"),
+        "{markdown}"
+    );
     assert!(markdown.contains("| Grader B |"), "{markdown}");
     let html = String::from_utf8(files["agreement.html"].clone()).expect("UTF-8");
     assert!(html.contains("<svg"), "the kappa heatmap is embedded");
@@ -285,10 +350,24 @@ fn agreement_report_lists_statistics_and_heatmap() {
 fn zip_download_for_leads_only() {
     let (app, _study, _lead) = graded_study(TestBackend::Sqlite);
     let lead = app.login("lead", PASSWORD);
-    let response = app.get("/api/v1/projects/study/export.zip", &lead);
+    let response = app
+        .client
+        .get(app.url("/api/v1/projects/study/export.zip"))
+        .bearer_auth(&lead)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .expect("GET request");
     assert_eq!(response.status(), 200);
+    let encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|value| value.to_str().unwrap_or("").to_string());
+    assert_ne!(encoding.as_deref(), Some("gzip"), "the archive is not compressed twice");
     assert_eq!(response.headers()["content-type"], "application/zip");
-    let disposition = response.headers()["content-disposition"].to_str().expect("header").to_string();
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .expect("header")
+        .to_string();
     assert!(disposition.contains("study-export.zip"), "{disposition}");
     let bytes = response.bytes().expect("body");
 
@@ -319,11 +398,18 @@ fn zip_download_for_leads_only() {
 
     let grader = app.login("ann", PASSWORD);
     assert_eq!(app.get("/api/v1/projects/study/export.zip", &grader).status(), 403);
-    let anonymous = app.client.get(app.url("/api/v1/projects/study/export.zip")).send().expect("request");
+    let anonymous = app
+        .client
+        .get(app.url("/api/v1/projects/study/export.zip"))
+        .send()
+        .expect("request");
     assert_eq!(anonymous.status(), 401);
 
     let page = app.get("/studies/study", &lead).text().expect("dashboard");
-    assert!(page.contains("/api/v1/projects/study/export.zip"), "leads see the download link");
+    assert!(
+        page.contains("/api/v1/projects/study/export.zip"),
+        "leads see the download link"
+    );
     let page = app.get("/studies/study", &grader).text().expect("dashboard");
     assert!(!page.contains("export.zip"), "graders do not");
 }
@@ -342,26 +428,61 @@ fn cli_exports_and_imports() {
         quorum::cli::run(quorum::cli::Cli::try_parse_from(argv).expect("arguments parse"))
     };
 
-    run(&["export", "--project", "study", "--out", out.to_str().expect("path"), "--real-names"]).expect("export command");
+    run(&[
+        "export",
+        "--project",
+        "study",
+        "--out",
+        out.to_str().expect("path"),
+        "--real-names",
+    ])
+    .expect("export command");
     let mut written: Vec<String> = std::fs::read_dir(&out)
         .expect("output folder")
         .map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     written.sort();
-    assert_eq!(written, ["agreement.html", "agreement.md", "grades.csv", "provenance.json", "pseudolabels.csv", "reference.csv"]);
+    assert_eq!(
+        written,
+        [
+            "agreement.html",
+            "agreement.md",
+            "grades.csv",
+            "provenance.json",
+            "pseudolabels.csv",
+            "reference.csv"
+        ]
+    );
 
     let grades = out.join("grades.csv");
-    run(&["import", "grades", "--project", "target", grades.to_str().expect("path"), "--create-graders"]).expect("import command");
+    run(&[
+        "import",
+        "grades",
+        "--project",
+        "target",
+        grades.to_str().expect("path"),
+        "--create-graders",
+    ])
+    .expect("import command");
     let imported = export(&app, "target", true, 0);
     let source = read_csv(&std::fs::read(&grades).expect("grades.csv"));
     let target_grades = read_csv(&imported["grades.csv"]);
     assert_eq!(target_grades.len(), source.len());
     for (a, b) in source.iter().zip(&target_grades) {
-        for column in ["image", "grader", "round", "dr_severity", "comment", "time_spent_ms", "superseded"] {
+        for column in [
+            "image",
+            "grader",
+            "round",
+            "dr_severity",
+            "comment",
+            "time_spent_ms",
+            "superseded",
+        ] {
             assert_eq!(a[column], b[column], "{column}");
         }
     }
 
-    let missing = run(&["export", "--project", "nope", "--out", out.to_str().expect("path")]).expect_err("unknown study");
+    let missing =
+        run(&["export", "--project", "nope", "--out", out.to_str().expect("path")]).expect_err("unknown study");
     assert!(missing.to_string().contains("no study with slug \"nope\""), "{missing}");
 }

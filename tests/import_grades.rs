@@ -27,7 +27,7 @@ const FIELDS: [&str; 8] = [
     "new_vessels",
 ];
 
-/// Answers of a gradable image with this DR severity and no lesions.
+/// Builds the answers of a gradable image with this DR severity and no lesions.
 fn gradable(dr: &str) -> serde_json::Value {
     json!({
         "gradability": "gradable", "dr_severity": dr, "dme": "absent", "microaneurysms": "no",
@@ -49,12 +49,21 @@ struct GradeRow {
 }
 
 fn row(image: &str, grader: &str, answers: serde_json::Value, comment: &str, time_spent_ms: i64) -> GradeRow {
-    GradeRow { image: image.into(), grader: grader.into(), answers, comment: comment.into(), time_spent_ms }
+    GradeRow {
+        image: image.into(),
+        grader: grader.into(),
+        answers,
+        comment: comment.into(),
+        time_spent_ms,
+    }
 }
 
-/// A grade file with a UTF-8 byte-order mark and `;` between cells.
+/// Writes a grade file with a UTF-8 byte-order mark and `;` between cells.
 fn grade_file(rows: &[GradeRow]) -> Vec<u8> {
-    let mut writer = csv::WriterBuilder::new().delimiter(b';').terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
     let mut header = vec!["image", "grader"];
     header.extend(FIELDS);
     header.extend(["comment", "time_spent_ms"]);
@@ -62,7 +71,13 @@ fn grade_file(rows: &[GradeRow]) -> Vec<u8> {
     for row in rows {
         let mut record = vec![row.image.clone(), row.grader.clone()];
         for field in FIELDS {
-            record.push(row.answers.get(field).and_then(|v| v.as_str()).unwrap_or("").to_string());
+            record.push(
+                row.answers
+                    .get(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
         record.push(row.comment.clone());
         record.push(row.time_spent_ms.to_string());
@@ -73,8 +88,8 @@ fn grade_file(rows: &[GradeRow]) -> Vec<u8> {
     bytes
 }
 
-/// A server with a lead and three graders (ann, ben, cat) and a majority-vote study of five
-/// items with three graders each and no senior.
+/// Starts a server with a lead and three graders (ann, ben, cat) and a majority-vote study of
+/// five items with three graders each and no senior.
 fn setup(backend: TestBackend) -> (TestApp, TestStudy) {
     let app = TestApp::spawn(backend);
     let lead = app.create_user("lead", PASSWORD, false);
@@ -88,10 +103,18 @@ fn setup(backend: TestBackend) -> (TestApp, TestStudy) {
 
 fn project(app: &TestApp, slug: &str) -> ProjectRow {
     let mut conn = app.db.conn().expect("connection");
-    quorum::store::projects::find_by_slug(&mut conn, slug).expect("query").expect("study exists")
+    quorum::store::projects::find_by_slug(&mut conn, slug)
+        .expect("query")
+        .expect("study exists")
 }
 
-fn import(app: &TestApp, slug: &str, bytes: &[u8], encoding: Encoding, create_graders: bool) -> Result<GradeImportReport, ImportError> {
+fn import(
+    app: &TestApp,
+    slug: &str,
+    bytes: &[u8],
+    encoding: Encoding,
+    create_graders: bool,
+) -> Result<GradeImportReport, ImportError> {
     let project = project(app, slug);
     let mut conn = app.db.conn().expect("connection");
     import_grade_file(&mut conn, &project, bytes, encoding, create_graders)
@@ -116,12 +139,15 @@ fn export(app: &TestApp, slug: &str, real_names: bool) -> BTreeMap<String, Vec<u
     let project = project(app, slug);
     let mut conn = app.db.conn().expect("connection");
     let mut sink = MemorySink::default();
-    let options = ExportOptions { real_names, exported_at: 1_800_000_000_000 };
+    let options = ExportOptions {
+        real_names,
+        exported_at: 1_800_000_000_000,
+    };
     export_study(&mut conn, project, &options, &mut sink).expect("export");
     sink.files
 }
 
-/// A CSV file as a header and rows of cells keyed by header name.
+/// Reads a CSV file into rows of cells keyed by header name.
 fn read_csv(bytes: &[u8]) -> Vec<BTreeMap<String, String>> {
     let mut reader = csv::Reader::from_reader(bytes);
     let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_string).collect();
@@ -138,9 +164,9 @@ fn image(i: usize) -> String {
     format!("image-{i:05}.jpg")
 }
 
-/// Rows that resolve item 0 unanimously (DR 0), item 1 by majority (DR 2), leave item 2
-/// without a majority (no senior, so the study asks one more grader), and find item 3
-/// ungradable by all three. Item 4 gets no grade.
+/// Builds rows that resolve item 0 unanimously (DR 0) and item 1 by majority (DR 2), leave
+/// item 2 without a majority (no senior, so the policy requests one more grader), and find
+/// item 3 ungradable by all three. Item 4 gets no grade.
 fn policy_rows() -> Vec<GradeRow> {
     vec![
         row(&image(0), "ann", gradable("0"), "", 1200),
@@ -177,7 +203,11 @@ fn imported_grades_resolve_by_policy(backend: TestBackend) {
         assert_eq!(exported["round"], "0");
         for field in FIELDS {
             let expected = imported.answers.get(field).and_then(|v| v.as_str()).unwrap_or("");
-            assert_eq!(exported[field], expected, "{field} of {} by {}", imported.image, imported.grader);
+            assert_eq!(
+                exported[field], expected,
+                "{field} of {} by {}",
+                imported.image, imported.grader
+            );
         }
         assert_eq!(exported["comment"], imported.comment);
         assert_eq!(exported["time_spent_ms"], imported.time_spent_ms.to_string());
@@ -186,7 +216,8 @@ fn imported_grades_resolve_by_policy(backend: TestBackend) {
     }
 
     let reference = read_csv(&files["reference.csv"]);
-    let by_image: BTreeMap<&str, &BTreeMap<String, String>> = reference.iter().map(|r| (r["image"].as_str(), r)).collect();
+    let by_image: BTreeMap<&str, &BTreeMap<String, String>> =
+        reference.iter().map(|r| (r["image"].as_str(), r)).collect();
     assert_eq!(reference.len(), 5);
     let unanimous = by_image[image(0).as_str()];
     assert_eq!(unanimous["dr_severity"], "0");
@@ -224,7 +255,10 @@ fn imported_grades_resolve_by_policy_sqlite() {
 }
 
 #[test]
-#[cfg_attr(not(quorum_postgres_tests), ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test")]
+#[cfg_attr(
+    not(quorum_postgres_tests),
+    ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test"
+)]
 fn imported_grades_resolve_by_policy_postgres() {
     imported_grades_resolve_by_policy(TestBackend::Postgres);
 }
@@ -237,7 +271,8 @@ fn bad_value_rejects_whole_file(backend: TestBackend) {
     // row starts on line 7.
     rows[4].answers["dr_severity"] = json!("7");
     let before = app.grade_count();
-    let error = import(&app, "study", &grade_file(&rows), Encoding::Utf8, false).expect_err("a bad value rejects the file");
+    let error =
+        import(&app, "study", &grade_file(&rows), Encoding::Utf8, false).expect_err("a bad value rejects the file");
     let message = error.to_string();
     assert!(message.contains("line 7, column dr_severity"), "{message}");
     assert!(message.contains("allowed: 0, 1, 2, 3, 4"), "{message}");
@@ -247,7 +282,12 @@ fn bad_value_rejects_whole_file(backend: TestBackend) {
 
     let mut conn = app.db.conn().expect("connection");
     let pending = quorum::store::projects::status_counts(&mut conn, project(&app, "study").id).expect("counts");
-    assert!(pending.iter().all(|(status, count)| status.as_str() == "pending" || *count == 0), "{pending:?}");
+    assert!(
+        pending
+            .iter()
+            .all(|(status, count)| status.as_str() == "pending" || *count == 0),
+        "{pending:?}"
+    );
 }
 
 #[test]
@@ -256,7 +296,10 @@ fn bad_value_rejects_whole_file_sqlite() {
 }
 
 #[test]
-#[cfg_attr(not(quorum_postgres_tests), ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test")]
+#[cfg_attr(
+    not(quorum_postgres_tests),
+    ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test"
+)]
 fn bad_value_rejects_whole_file_postgres() {
     bad_value_rejects_whole_file(TestBackend::Postgres);
 }
@@ -285,7 +328,7 @@ fn non_utf8_rejected_unless_latin1() {
 }
 
 #[test]
-fn unknown_image_and_grader_named_by_line_and_column() {
+fn unknown_names_report_line_and_column() {
     let (app, _study) = setup(TestBackend::Sqlite);
     let rows = vec![
         row(&image(0), "ann", gradable("0"), "", 0),
@@ -335,7 +378,9 @@ fn create_graders_adds_accounts_and_members() {
 
     let mut conn = app.db.conn().expect("connection");
     let study = project(&app, "study");
-    let newcomer = quorum::store::users::find_by_username(&mut conn, "newcomer").expect("query").expect("account created");
+    let newcomer = quorum::store::users::find_by_username(&mut conn, "newcomer")
+        .expect("query")
+        .expect("account created");
     assert!(!quorum::auth::verify_password("", &newcomer.password_hash));
     let role = quorum::store::projects::role_of(&mut conn, study.id, newcomer.id).expect("query");
     assert_eq!(role.map(|r| r.as_str()), Some("grader"));
@@ -354,7 +399,11 @@ fn grades_after_round_closed_reject_file() {
     let message = error.to_string();
     assert!(message.contains("line 5, column image"), "{message}");
     assert!(message.contains("resolved"), "{message}");
-    assert_eq!(app.grade_count(), 0, "the three grades before the bad row are rolled back");
+    assert_eq!(
+        app.grade_count(),
+        0,
+        "the three grades before the bad row are rolled back"
+    );
 }
 
 #[test]
@@ -403,11 +452,13 @@ fn resolutions_import_resolves_items() {
         image(4)
     );
     let mut conn = app.db.conn().expect("connection");
-    let error = import_resolution_file(&mut conn, &study, bad.as_bytes(), Encoding::Utf8, "imported").expect_err("bad value");
+    let error =
+        import_resolution_file(&mut conn, &study, bad.as_bytes(), Encoding::Utf8, "imported").expect_err("bad value");
     assert!(error.to_string().contains("line 3, column dr_severity"), "{error}");
 
     let good = bad.replace(";9;", ";3;");
-    let report = import_resolution_file(&mut conn, &study, good.as_bytes(), Encoding::Utf8, "imported").expect("resolutions");
+    let report =
+        import_resolution_file(&mut conn, &study, good.as_bytes(), Encoding::Utf8, "imported").expect("resolutions");
     assert_eq!(report.resolutions, 2);
     assert_eq!(report.replaced, 0);
     drop(conn);
@@ -425,7 +476,8 @@ fn resolutions_import_resolves_items() {
     // A second import of the same label supersedes the first.
     let mut conn = app.db.conn().expect("connection");
     let again = format!("image,gradability\n{},ungradable\n", image(4));
-    let report = import_resolution_file(&mut conn, &study, again.as_bytes(), Encoding::Utf8, "imported").expect("again");
+    let report =
+        import_resolution_file(&mut conn, &study, again.as_bytes(), Encoding::Utf8, "imported").expect("again");
     assert_eq!(report.replaced, 1);
 }
 
@@ -443,7 +495,15 @@ fn exported_grades_round_trip() {
     }
     let alice = app.login("alice", PASSWORD);
     let bob = app.login("bob", PASSWORD);
-    let name_of = |item_id: i64| image(source.item_ids.iter().position(|id| *id == item_id).expect("item of the study"));
+    let name_of = |item_id: i64| {
+        image(
+            source
+                .item_ids
+                .iter()
+                .position(|id| *id == item_id)
+                .expect("item of the study"),
+        )
+    };
 
     // Item 0: agreement. Item 1: disagreement, then agreement in adjudication. Item 2: alice
     // corrects her grade before bob grades.
@@ -469,20 +529,32 @@ fn exported_grades_round_trip() {
             assert_eq!(response.status(), 201, "{}", response.text().unwrap_or_default());
             if grader == "alice" && image == "image-00002.jpg" {
                 let correction = json!({ "answers": gradable("2"), "comment": "corrected", "time_spent_ms": 4000 });
-                let response = app.post_json(&format!("/api/v1/projects/source/items/{item_id}/grades"), token, &correction);
+                let response = app.post_json(
+                    &format!("/api/v1/projects/source/items/{item_id}/grades"),
+                    token,
+                    &correction,
+                );
                 assert_eq!(response.status(), 201, "{}", response.text().unwrap_or_default());
             }
         }
     }
     for token in [&alice, &bob] {
         let body = json!({ "answers": gradable("2"), "comment": "after discussion", "time_spent_ms": 600 });
-        let response = app.post_json(&format!("/api/v1/projects/source/items/{}/grades", source.item_ids[1]), token, &body);
+        let response = app.post_json(
+            &format!("/api/v1/projects/source/items/{}/grades", source.item_ids[1]),
+            token,
+            &body,
+        );
         assert_eq!(response.status(), 201, "{}", response.text().unwrap_or_default());
     }
 
     let exported = export(&app, "source", true);
     let source_grades = read_csv(&exported["grades.csv"]);
-    assert_eq!(source_grades.len(), 9, "six first grades, one correction, two adjudication grades");
+    assert_eq!(
+        source_grades.len(),
+        9,
+        "six first grades, one correction, two adjudication grades"
+    );
     assert!(source_grades.iter().any(|g| g["round"] == "1"));
     assert!(source_grades.iter().any(|g| g["superseded"] == "TRUE"));
 
@@ -495,7 +567,12 @@ fn exported_grades_round_trip() {
     let target_grades = read_csv(&target_files["grades.csv"]);
     let comparable = |rows: &[BTreeMap<String, String>]| -> Vec<BTreeMap<String, String>> {
         rows.iter()
-            .map(|row| row.iter().filter(|(k, _)| *k != "created_at" && *k != "source").map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|row| {
+                row.iter()
+                    .filter(|(k, _)| *k != "created_at" && *k != "source")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
             .collect()
     };
     assert_eq!(comparable(&target_grades), comparable(&source_grades));

@@ -29,13 +29,21 @@ pub struct ExportArgs {
 pub fn run(settings: &Settings, args: &ExportArgs) -> anyhow::Result<()> {
     let db = open_database(settings)?;
     let mut conn = db.conn()?;
-    let project = projects::find_by_slug(&mut conn, &args.project)?
-        .ok_or_else(|| anyhow::anyhow!("no study with slug {:?}; list the studies on the server's /studies page", args.project))?;
+    let project = projects::find_by_slug(&mut conn, &args.project)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no study with slug {:?}; list the studies on the server's /studies page",
+            args.project
+        )
+    })?;
     let mut sink = DirSink::new(&args.out).with_context(|| format!("creating folder {}", args.out.display()))?;
-    let options = ExportOptions { real_names: args.real_names, exported_at: now_ms() };
+    let options = ExportOptions {
+        real_names: args.real_names,
+        exported_at: now_ms(),
+    };
     let summary = export_study(&mut conn, project, &options, &mut sink)
         .with_context(|| format!("exporting study {}", args.project))?;
-    sink.commit().with_context(|| format!("renaming the exported files in {}", args.out.display()))?;
+    sink.commit()
+        .with_context(|| format!("renaming the exported files in {}", args.out.display()))?;
 
     for file in &summary.files {
         println!("{:<18} {:>12} bytes  sha256 {}", file.name, file.bytes, file.sha256);

@@ -70,13 +70,21 @@ pub fn run_grades(settings: &Settings, args: &GradesImportArgs) -> anyhow::Resul
     for username in &report.added_graders {
         println!("added {username} to study {} as a grader", project.slug);
     }
-    let statuses: Vec<String> = report.items_by_status.iter().map(|(status, count)| format!("{count} {status}")).collect();
+    let statuses: Vec<String> = report
+        .items_by_status
+        .iter()
+        .map(|(status, count)| format!("{count} {status}"))
+        .collect();
     println!(
         "imported {} grade(s) ({} correction(s)) into study {}; the graded images are now: {}",
         report.grades,
         report.corrections,
         project.slug,
-        if statuses.is_empty() { "none".to_string() } else { statuses.join(", ") }
+        if statuses.is_empty() {
+            "none".to_string()
+        } else {
+            statuses.join(", ")
+        }
     );
     Ok(())
 }
@@ -87,7 +95,10 @@ pub fn run_resolutions(settings: &Settings, args: &ResolutionsImportArgs) -> any
     let db = open_database(settings)?;
     let mut conn = db.conn()?;
     let project = find_project(&mut conn, &args.project)?;
-    let file_name = args.file.file_name().map_or_else(|| args.file.display().to_string(), |name| name.to_string_lossy().into_owned());
+    let file_name = args.file.file_name().map_or_else(
+        || args.file.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
     let default_reason = format!("imported from {file_name}");
     let report = import_resolution_file(&mut conn, &project, &bytes, args.encoding, &default_reason)
         .with_context(|| format!("importing resolutions from {}", args.file.display()))?;

@@ -62,7 +62,11 @@ pub fn summarize(ctx: &StudyContext, tally: &ReferenceTally, ratings: &RatingCol
     for index in 0..ratings.scales().len() {
         let field = ratings.field_ratings(index, ctx);
         let matrix = &field.matrix;
-        let replicates = if matrix.n_items() <= MAX_BOOTSTRAP_ITEMS { BOOTSTRAP_REPLICATES } else { 0 };
+        let replicates = if matrix.n_items() <= MAX_BOOTSTRAP_ITEMS {
+            BOOTSTRAP_REPLICATES
+        } else {
+            0
+        };
         let statistics = Statistics::compute(matrix, replicates, BOOTSTRAP_SEED);
         let standard_errors = agreement::standard_errors(matrix);
         let pairwise = agreement::pairwise_cohen(matrix, field.scale.weighting());
@@ -85,7 +89,11 @@ pub fn summarize(ctx: &StudyContext, tally: &ReferenceTally, ratings: &RatingCol
             name: field.scale.name.clone(),
             label: field.scale.label.clone(),
             kind: field.scale.kind.as_str(),
-            weighting: if field.scale.is_ordinal() { "quadratic weights" } else { "unweighted" },
+            weighting: if field.scale.is_ordinal() {
+                "quadratic weights"
+            } else {
+                "unweighted"
+            },
             categories,
             raters: field.raters,
             statistics,
@@ -105,7 +113,11 @@ pub fn summarize(ctx: &StudyContext, tally: &ReferenceTally, ratings: &RatingCol
 
 /// Computes the report and renders `agreement.md` and `agreement.html` into memory (a few
 /// hundred kilobytes at most: the size grows with fields and raters, not with items).
-pub fn render(ctx: &StudyContext, tally: &ReferenceTally, ratings: RatingCollector) -> Result<Vec<(&'static str, Vec<u8>)>, ExportError> {
+pub fn render(
+    ctx: &StudyContext,
+    tally: &ReferenceTally,
+    ratings: RatingCollector,
+) -> Result<Vec<(&'static str, Vec<u8>)>, ExportError> {
     let summary = summarize(ctx, tally, &ratings);
     drop(ratings);
     let mut markdown = Vec::new();
@@ -136,7 +148,12 @@ pub fn metric_rows(field: &FieldAgreement) -> Vec<MetricRow> {
                     None => "not computed".to_string(),
                 },
             };
-            let standard_error = field.standard_errors.values.get(name).map(|se| format!("{se:.3}")).unwrap_or_default();
+            let standard_error = field
+                .standard_errors
+                .values
+                .get(name)
+                .map(|se| format!("{se:.3}"))
+                .unwrap_or_default();
             let interval = field
                 .statistics
                 .ci
@@ -144,7 +161,12 @@ pub fn metric_rows(field: &FieldAgreement) -> Vec<MetricRow> {
                 .and_then(|ci| ci.get(name))
                 .map(|[lower, upper]| format!("{lower:.3} to {upper:.3}"))
                 .unwrap_or_default();
-            MetricRow { name, value, standard_error, interval }
+            MetricRow {
+                name,
+                value,
+                standard_error,
+                interval,
+            }
         })
         .collect()
 }
@@ -176,7 +198,9 @@ pub fn method_note(field: &FieldAgreement) -> String {
 
 /// Escapes the characters that end or format a Markdown table cell.
 fn md(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('|', "\\|").replace(['\n', '\r'], " ")
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
 }
 
 /// Writes `agreement.md`.
@@ -211,7 +235,14 @@ pub fn write_markdown(summary: &AgreementSummary, out: &mut dyn Write) -> Result
         }
         text.push_str("\n| Metric | Value | Standard error | 95% interval |\n| --- | --- | --- | --- |\n");
         for row in metric_rows(field) {
-            let _ = writeln!(text, "| {} | {} | {} | {} |", row.name, md(&row.value), row.standard_error, row.interval);
+            let _ = writeln!(
+                text,
+                "| {} | {} | {} | {} |",
+                row.name,
+                md(&row.value),
+                row.standard_error,
+                row.interval
+            );
         }
         if field.raters.len() >= 2 {
             let _ = writeln!(text, "\nCohen's kappa between graders ({}):\n", field.weighting);

@@ -49,11 +49,21 @@ pub fn write_html(summary: &AgreementSummary, out: &mut dyn Write) -> Result<(),
 
     html.push_str("<h2>Items</h2>\n<table><thead><tr><th>Status</th><th>Items</th></tr></thead><tbody>\n");
     for (status, count) in &summary.by_status {
-        let _ = writeln!(html, "<tr><td>{}</td><td class=\"num\">{count}</td></tr>", escape(status));
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td class=\"num\">{count}</td></tr>",
+            escape(status)
+        );
     }
-    html.push_str("</tbody></table>\n<table><thead><tr><th>Resolution method</th><th>Resolved items</th></tr></thead><tbody>\n");
+    html.push_str(
+        "</tbody></table>\n<table><thead><tr><th>Resolution method</th><th>Resolved items</th></tr></thead><tbody>\n",
+    );
     for (method, count) in &summary.by_method {
-        let _ = writeln!(html, "<tr><td>{}</td><td class=\"num\">{count}</td></tr>", escape(method));
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td class=\"num\">{count}</td></tr>",
+            escape(method)
+        );
     }
     html.push_str("</tbody></table>\n");
     if summary.fields.is_empty() {
@@ -72,7 +82,12 @@ pub fn write_html(summary: &AgreementSummary, out: &mut dyn Write) -> Result<(),
         );
         html.push_str("<table><thead><tr><th>Option</th><th>Label</th><th>Ratings</th></tr></thead><tbody>\n");
         for (value, label, count) in &field.categories {
-            let _ = writeln!(html, "<tr><td>{}</td><td>{}</td><td class=\"num\">{count}</td></tr>", escape(value), escape(label));
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{count}</td></tr>",
+                escape(value),
+                escape(label)
+            );
         }
         html.push_str("</tbody></table>\n");
         html.push_str(
@@ -92,8 +107,11 @@ pub fn write_html(summary: &AgreementSummary, out: &mut dyn Write) -> Result<(),
 
         if field.raters.len() >= 2 {
             let _ = writeln!(html, "<h3>Cohen's kappa between graders ({})</h3>", field.weighting);
-            let kappa: Vec<Vec<Option<f64>>> =
-                field.pairwise.iter().map(|row| row.iter().map(|kappa| kappa.as_ref().ok().copied()).collect()).collect();
+            let kappa: Vec<Vec<Option<f64>>> = field
+                .pairwise
+                .iter()
+                .map(|row| row.iter().map(|kappa| kappa.as_ref().ok().copied()).collect())
+                .collect();
             let svg = crate::charts::kappa_heatmap(&field.raters, &kappa)?;
             let _ = writeln!(html, "<figure>{svg}</figure>");
             html.push_str("<table><thead><tr><th></th>");

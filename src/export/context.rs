@@ -1,4 +1,4 @@
-//! What every export file needs about a study besides its rows: the study, its guideline,
+//! Study facts that every export file needs besides its rows: the study, its guideline,
 //! its members and how people are named.
 
 use std::borrow::Cow;
@@ -38,8 +38,12 @@ impl StudyContext {
     /// Loads the study's guideline, its members and the exported name of every account, so
     /// that a grade or message by someone who is not a member still gets a name.
     pub fn load(conn: &mut DbConnection, project: ProjectRow, real_names: bool) -> Result<StudyContext, ExportError> {
-        let (guideline_row, guideline) = guidelines::load(conn, project.guideline_id)?
-            .ok_or_else(|| ExportError::Corrupt(format!("guideline {} of study {} is missing", project.guideline_id, project.slug)))?;
+        let (guideline_row, guideline) = guidelines::load(conn, project.guideline_id)?.ok_or_else(|| {
+            ExportError::Corrupt(format!(
+                "guideline {} of study {} is missing",
+                project.guideline_id, project.slug
+            ))
+        })?;
         let rows: Vec<(MembershipRow, String)> = memberships::table
             .inner_join(users::table)
             .filter(memberships::project_id.eq(project.id))
@@ -59,7 +63,10 @@ impl StudyContext {
 
         // Accounts are the people of one server, few enough to name all of them up front.
         let accounts: Vec<(i64, String)> = users::table.select((users::id, users::username)).load(conn)?;
-        let pseudonyms: HashMap<i64, &str> = members.iter().map(|member| (member.user_id, member.pseudonym.as_str())).collect();
+        let pseudonyms: HashMap<i64, &str> = members
+            .iter()
+            .map(|member| (member.user_id, member.pseudonym.as_str()))
+            .collect();
         let names: HashMap<i64, String> = accounts
             .into_iter()
             .map(|(user_id, username)| {
@@ -71,7 +78,14 @@ impl StudyContext {
                 (user_id, name)
             })
             .collect();
-        Ok(StudyContext { project, guideline_row, guideline, members, real_names, names })
+        Ok(StudyContext {
+            project,
+            guideline_row,
+            guideline,
+            members,
+            real_names,
+            names,
+        })
     }
 
     /// The exported name of a person: the username with real names, else the study

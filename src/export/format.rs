@@ -18,7 +18,9 @@ pub fn bool_cell(value: bool) -> &'static str {
 /// A CSV writer with RFC 4180 output: CRLF line ends, fields quoted only when they contain
 /// the delimiter, a quote or a line break, and quotes doubled.
 pub fn csv_writer<W: Write>(out: W) -> csv::Writer<W> {
-    csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out)
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(out)
 }
 
 /// Writes an integer as one CSV field, through the reusable `cell` buffer.
@@ -38,7 +40,11 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), bytes: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
     }
 
     /// The hex SHA-256 and the size in bytes of everything written.
@@ -70,6 +76,9 @@ mod tests {
         writer.write_all(b"abc").unwrap();
         let (digest, bytes) = writer.finish();
         assert_eq!(bytes, 3);
-        assert_eq!(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            digest,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::io::Write;
 
 use super::context::StudyContext;
 use super::format::{bool_cell, csv_writer, write_number};
-use super::ratings::RatingCollector;
 use super::pipeline::pipelined;
+use super::ratings::RatingCollector;
 use super::rows::{self, ROW_PAGE};
 use super::stored::{Rfc3339, StoredAnswers};
 use super::ExportError;
@@ -53,8 +53,9 @@ pub fn write_grades(
     let mut written = 0u64;
     pipelined(conn, read_page, |(page, superseded)| {
         for grade in &page {
-            let answers = StoredAnswers::parse(&grade.answers)
-                .map_err(|error| ExportError::Corrupt(format!("the answers of grade {} are invalid: {error}", grade.id)))?;
+            let answers = StoredAnswers::parse(&grade.answers).map_err(|error| {
+                ExportError::Corrupt(format!("the answers of grade {} are invalid: {error}", grade.id))
+            })?;
             let is_superseded = superseded.contains(&grade.id);
             if !is_superseded {
                 ratings.count_current(grade.item_id);

@@ -13,12 +13,14 @@
 //!
 //! Every file is read inside one read-only snapshot of the database (a repeatable-read
 //! transaction on PostgreSQL, a read transaction on SQLite in WAL mode), so its files agree
-//! with each other while graders keep working. Rows are read and written one page at a time.
-//! Only the ratings for the agreement report grow with the study, by about 8 bytes plus
-//! 2 bytes per single-choice field for each round-0 grade.
+//! with each other while graders keep working. Rows are read one page at a time on a second
+//! thread ([`pipeline`]) and written as they come. What the export keeps grows slowly with the
+//! study: 12 bytes per item (ids and grade counts), about 8 bytes plus 2 per single-choice
+//! field for each round-0 grade (the agreement report's ratings), and one field's rating
+//! matrix at a time.
 //!
-//! Apart from the `export` header of `provenance.json`, the files hold no export time, so
-//! exporting the same database twice gives the same bytes.
+//! Apart from the `export` object at the end of `provenance.json`, the files hold no export
+//! time, so exporting the same database twice gives the same bytes.
 
 pub mod agreement;
 pub mod agreement_html;
@@ -37,7 +39,6 @@ use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use diesel::prelude::*;
-
 use sha2::{Digest, Sha256};
 
 use self::context::StudyContext;
@@ -47,7 +48,7 @@ use self::ratings::RatingCollector;
 use crate::store::models::ProjectRow;
 use crate::store::{DbConnection, StoreError};
 
-/// Why an export failed.
+/// Failure of an export.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error(transparent)]
@@ -73,7 +74,8 @@ pub enum ExportError {
 pub struct ExportOptions {
     /// Name graders by username instead of by their pseudonym in the study.
     pub real_names: bool,
-    /// Export time in epoch milliseconds; written only into the header of `provenance.json`.
+    /// Export time in epoch milliseconds; written only into the `export` object of
+    /// `provenance.json` and the zip entries' times.
     pub exported_at: i64,
 }
 
@@ -85,7 +87,7 @@ pub struct ExportedFile {
     pub bytes: u64,
 }
 
-/// What an export wrote.
+/// Files and counts of a finished export.
 #[derive(Debug, Clone)]
 pub struct ExportSummary {
     /// Every file in writing order.
@@ -97,7 +99,7 @@ pub struct ExportSummary {
 /// The body of one file: writes its bytes to the writer it is given.
 pub type FileBody<'a> = dyn FnMut(&mut dyn Write) -> Result<(), ExportError> + 'a;
 
-/// Where the export files go: a folder or a zip archive.
+/// Destination of the export files: a folder or a zip archive.
 pub trait ExportSink {
     /// Creates the file `name` and runs `body` once to write it.
     fn write_file(&mut self, name: &str, body: &mut FileBody<'_>) -> Result<(), ExportError>;
@@ -115,7 +117,7 @@ pub fn export_study(
 ) -> Result<ExportSummary, ExportError> {
     // The pool's SQLite connections map part of the database file into memory. An export
     // reads the whole study once, so the map would only add the file's pages to the
-    // process's resident memory; it is switched off for the export and restored after.
+    // process's resident memory. It is switched off for the export and restored after.
     let mmap_size = sqlite_mmap_size(conn)?;
     if mmap_size.is_some() {
         set_sqlite_mmap_size(conn, 0)?;
@@ -133,7 +135,7 @@ struct MmapSize {
     mmap_size: i64,
 }
 
-/// The memory-map limit of a SQLite connection, in bytes; `None` on PostgreSQL.
+/// Reads the memory-map limit of a SQLite connection, in bytes; `None` on PostgreSQL.
 fn sqlite_mmap_size(conn: &mut DbConnection) -> Result<Option<i64>, ExportError> {
     let DbConnection::Sqlite(sqlite) = conn else {
         return Ok(None);
@@ -165,17 +167,22 @@ fn export_snapshot(
 
         let scan = reference::scan_items(conn, ctx.project.id)?;
         let mut ratings = RatingCollector::new(&ctx, scan.item_ids);
-        let grade_rows = write_hashed(sink, "grades.csv", &mut files, |out| grades::write_grades(conn, &ctx, out, &mut ratings))?;
+        let grade_rows = write_hashed(sink, "grades.csv", &mut files, |out| {
+            grades::write_grades(conn, &ctx, out, &mut ratings)
+        })?;
         let keys = &scan.metadata_keys;
-        let tally =
-            write_hashed(sink, "reference.csv", &mut files, |out| reference::write_reference(conn, &ctx, keys, &ratings, out))?;
+        let tally = write_hashed(sink, "reference.csv", &mut files, |out| {
+            reference::write_reference(conn, &ctx, keys, &ratings, out)
+        })?;
         if pseudolabels::has_proposals(conn, ctx.project.id)? {
-            write_hashed(sink, "pseudolabels.csv", &mut files, |out| pseudolabels::write_pseudolabels(conn, ctx.project.id, out))?;
+            write_hashed(sink, "pseudolabels.csv", &mut files, |out| {
+                pseudolabels::write_pseudolabels(conn, ctx.project.id, out)
+            })?;
         }
 
         // The agreement report needs no database, so a second thread computes it while
-        // provenance.json's data is written; its files are small and wait in memory until
-        // provenance.json, which lists their hashes at its end, is finished.
+        // provenance.json's data is written. Its files are small, so they wait in memory
+        // until provenance.json, which lists their hashes at its end, is finished.
         let written = files.clone();
         let agreement_files = std::thread::scope(|scope| -> Result<Vec<(&'static str, Vec<u8>)>, ExportError> {
             let report = scope.spawn(|| agreement::render(&ctx, &tally, ratings));
@@ -185,18 +192,33 @@ fn export_snapshot(
                     let agreement = report.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
                     let mut listed = written;
                     for (name, bytes) in &agreement {
-                        listed.push(ExportedFile { name: name.to_string(), sha256: hex::encode(Sha256::digest(bytes)), bytes: bytes.len() as u64 });
+                        listed.push(ExportedFile {
+                            name: name.to_string(),
+                            sha256: hex::encode(Sha256::digest(bytes)),
+                            bytes: bytes.len() as u64,
+                        });
                     }
                     rendered = Some(agreement);
-                    Ok(ExportStamp { exported_at: options.exported_at, files: listed })
+                    Ok(ExportStamp {
+                        exported_at: options.exported_at,
+                        files: listed,
+                    })
                 })
             })?;
-            rendered.ok_or_else(|| ExportError::Io(std::io::Error::other("provenance.json was written without the agreement report")))
+            rendered.ok_or_else(|| {
+                ExportError::Io(std::io::Error::other(
+                    "provenance.json was written without the agreement report",
+                ))
+            })
         })?;
         for (name, bytes) in agreement_files {
             write_hashed(sink, name, &mut files, |out| Ok(out.write_all(&bytes)?))?;
         }
-        Ok(ExportSummary { files, items: tally.items, grade_rows })
+        Ok(ExportSummary {
+            files,
+            items: tally.items,
+            grade_rows,
+        })
     })
 }
 
@@ -222,9 +244,15 @@ fn write_hashed<T>(
         Ok(())
     })?;
     let (Some(result), Some((sha256, bytes))) = (result, digest) else {
-        return Err(ExportError::Io(std::io::Error::other(format!("the sink did not write {name}"))));
+        return Err(ExportError::Io(std::io::Error::other(format!(
+            "the sink did not write {name}"
+        ))));
     };
-    files.push(ExportedFile { name: name.to_string(), sha256, bytes });
+    files.push(ExportedFile {
+        name: name.to_string(),
+        sha256,
+        bytes,
+    });
     Ok(result)
 }
 
@@ -239,7 +267,10 @@ impl DirSink {
     /// Creates the folder if needed.
     pub fn new(dir: &Path) -> std::io::Result<DirSink> {
         std::fs::create_dir_all(dir)?;
-        Ok(DirSink { dir: dir.to_path_buf(), pending: Vec::new() })
+        Ok(DirSink {
+            dir: dir.to_path_buf(),
+            pending: Vec::new(),
+        })
     }
 
     /// Gives every written file its final name and returns the paths.
@@ -281,8 +312,8 @@ pub struct ZipSink<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> ZipSink<W> {
-    /// An archive whose entries lie in `folder/` and carry `modified_at` (epoch ms, UTC) as
-    /// their time.
+    /// Starts an archive whose entries lie in `folder/` and carry `modified_at` (epoch ms,
+    /// UTC) as their time.
     pub fn new(inner: W, folder: &str, modified_at: i64) -> ZipSink<W> {
         let mut options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
@@ -292,7 +323,11 @@ impl<W: Write + Seek> ZipSink<W> {
         if let Some(time) = zip_time(modified_at) {
             options = options.last_modified_time(time);
         }
-        ZipSink { zip: zip::ZipWriter::new(inner), options, folder: folder.to_string() }
+        ZipSink {
+            zip: zip::ZipWriter::new(inner),
+            options,
+            folder: folder.to_string(),
+        }
     }
 
     /// Writes the archive's central directory and returns the inner writer.
@@ -308,10 +343,19 @@ impl<W: Write + Seek> ExportSink for ZipSink<W> {
     }
 }
 
-/// A zip entry time (local time in the format, written here as UTC, even seconds only).
+/// Converts epoch milliseconds to a zip entry time. The format has local time and even
+/// seconds only, so the time is written as UTC, rounded down to an even second.
 fn zip_time(epoch_ms: i64) -> Option<zip::DateTime> {
     let moment = time::OffsetDateTime::from_unix_timestamp(epoch_ms.div_euclid(1000)).ok()?;
     let year = u16::try_from(moment.year()).ok()?;
     let second = moment.second() - moment.second() % 2;
-    zip::DateTime::from_date_and_time(year, moment.month().into(), moment.day(), moment.hour(), moment.minute(), second).ok()
+    zip::DateTime::from_date_and_time(
+        year,
+        moment.month().into(),
+        moment.day(),
+        moment.hour(),
+        moment.minute(),
+        second,
+    )
+    .ok()
 }

@@ -4,9 +4,9 @@
 //!
 //! - `data`: the study (slug, name, overlap, policy and its parameters), the full guideline
 //!   (TOML text, parsed fields, SHA-256 of the text), the members with their pseudonyms and
-//!   roles, item and resolution counts, and every item in id order with its metadata, its
-//!   grades (corrections and replaced grades both, flagged), its discussion messages and its
-//!   resolutions (each flagged `current` or not). Answers and metadata are written as
+//!   roles, and item and resolution counts. Then every item in id order, with its metadata,
+//!   its grades (corrections and replaced grades both, flagged), its discussion messages and
+//!   its resolutions (each flagged `current` or not). Answers and metadata are written as
 //!   stored, lists in fixed orders and times are the stored ones, so the same database gives
 //!   the same `data`.
 //! - `export`: the Quorum version, the export time, whether people are named by username,
@@ -25,8 +25,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::context::StudyContext;
-use super::reference::ReferenceTally;
 use super::pipeline::pipelined;
+use super::reference::ReferenceTally;
 use super::rows::{self, ITEM_PAGE};
 use super::stored::Rfc3339;
 use super::{ExportError, ExportedFile};
@@ -34,8 +34,9 @@ use super::{ExportError, ExportedFile};
 /// Identifies the layout of `data`; it changes when a key is renamed or removed.
 pub const FORMAT: &str = "quorum-provenance-1";
 
+/// The `export` object: what changes from one export of the same database to the next.
 #[derive(Serialize)]
-struct Header<'a> {
+struct ExportInfo<'a> {
     quorum_version: &'static str,
     exported_at: Rfc3339,
     real_names: bool,
@@ -153,8 +154,12 @@ pub fn write_provenance(
     stamp: impl FnOnce() -> Result<ExportStamp, ExportError>,
 ) -> Result<(), ExportError> {
     let project = &ctx.project;
-    let policy_params: serde_json::Value = serde_json::from_str(&project.policy_params)
-        .map_err(|error| ExportError::Corrupt(format!("the policy parameters of study {} are not valid JSON: {error}", project.slug)))?;
+    let policy_params: serde_json::Value = serde_json::from_str(&project.policy_params).map_err(|error| {
+        ExportError::Corrupt(format!(
+            "the policy parameters of study {} are not valid JSON: {error}",
+            project.slug
+        ))
+    })?;
     let study = Study {
         slug: &project.slug,
         name: &project.name,
@@ -205,23 +210,35 @@ pub fn write_provenance(
     out.write_all(b"\n]\n},\n\"export\": ")?;
 
     let stamp = stamp()?;
-    let header = Header {
+    let info = ExportInfo {
         quorum_version: env!("CARGO_PKG_VERSION"),
         exported_at: Rfc3339(stamp.exported_at),
         real_names: ctx.real_names,
         files: stamp
             .files
             .iter()
-            .map(|file| (file.name.as_str(), FileEntry { sha256: &file.sha256, bytes: file.bytes }))
+            .map(|file| {
+                (
+                    file.name.as_str(),
+                    FileEntry {
+                        sha256: &file.sha256,
+                        bytes: file.bytes,
+                    },
+                )
+            })
             .collect(),
     };
-    serde_json::to_writer(&mut *out, &header)?;
+    serde_json::to_writer(&mut *out, &info)?;
     out.write_all(b"\n}\n")?;
     Ok(())
 }
 
 /// Writes every item object, comma-separated, one per line.
-fn write_items(conn: &mut crate::store::DbConnection, ctx: &StudyContext, out: &mut dyn Write) -> Result<(), ExportError> {
+fn write_items(
+    conn: &mut crate::store::DbConnection,
+    ctx: &StudyContext,
+    out: &mut dyn Write,
+) -> Result<(), ExportError> {
     let project_id = ctx.project.id;
     let mut after = 0;
     let read_page = move |conn: &mut crate::store::DbConnection| {
@@ -234,18 +251,30 @@ fn write_items(conn: &mut crate::store::DbConnection, ctx: &StudyContext, out: &
         let grades = rows::grades_of_items(conn, first_id, last_id)?;
         let messages = rows::messages_of_items(conn, first_id, last_id)?;
         let resolutions = rows::resolutions_of_items(conn, first_id, last_id)?;
-        Ok(Some(ItemPage { items: page, grades, messages, resolutions }))
+        Ok(Some(ItemPage {
+            items: page,
+            grades,
+            messages,
+            resolutions,
+        }))
     };
 
     let mut first_item = true;
     pipelined(conn, read_page, |page| {
-        let ItemPage { items: page, grades, messages, resolutions } = page;
+        let ItemPage {
+            items: page,
+            grades,
+            messages,
+            resolutions,
+        } = page;
         // All three lists are sorted by item id, so each item takes the run at the front.
         let (mut next_grade, mut next_message, mut next_resolution) = (0, 0, 0);
         for item in &page {
             let item_grades = take_run(&grades, &mut next_grade, item.id, |grade| grade.item_id);
             let item_messages = take_run(&messages, &mut next_message, item.id, |message| message.item_id);
-            let item_resolutions = take_run(&resolutions, &mut next_resolution, item.id, |resolution| resolution.item_id);
+            let item_resolutions = take_run(&resolutions, &mut next_resolution, item.id, |resolution| {
+                resolution.item_id
+            });
 
             let replaced: HashSet<i64> = item_grades.iter().filter_map(|grade| grade.supersedes).collect();
             let mut grades_out = Vec::with_capacity(item_grades.len());
@@ -273,12 +302,17 @@ fn write_items(conn: &mut crate::store::DbConnection, ctx: &StudyContext, out: &
                     created_at: Rfc3339(message.created_at),
                 })
                 .collect();
-            let replaced: HashSet<i64> = item_resolutions.iter().filter_map(|resolution| resolution.supersedes).collect();
+            let replaced: HashSet<i64> = item_resolutions
+                .iter()
+                .filter_map(|resolution| resolution.supersedes)
+                .collect();
             let mut resolutions_out = Vec::with_capacity(item_resolutions.len());
             for resolution in item_resolutions {
                 resolutions_out.push(ResolutionOut {
                     id: resolution.id,
-                    answers: json_object(&resolution.answers, || format!("the answers of resolution {}", resolution.id))?,
+                    answers: json_object(&resolution.answers, || {
+                        format!("the answers of resolution {}", resolution.id)
+                    })?,
                     method: &resolution.method,
                     decided_by: resolution.decided_by.map(|user_id| ctx.name_of(user_id)),
                     rounds_used: resolution.rounds_used,
@@ -316,18 +350,18 @@ struct ItemPage {
     resolutions: Vec<rows::ResolutionLine>,
 }
 
-/// Stored JSON text checked to be an object, to be written as it is stored.
-fn json_object<'a>(text: &'a str, what: impl Fn() -> String) -> Result<&'a RawValue, ExportError> {
-    let raw: &RawValue =
-        serde_json::from_str(text).map_err(|error| ExportError::Corrupt(format!("{} are not valid JSON: {error}", what())))?;
+/// Checks that stored JSON text is an object and returns it to be written as stored.
+fn json_object(text: &str, what: impl Fn() -> String) -> Result<&RawValue, ExportError> {
+    let raw: &RawValue = serde_json::from_str(text)
+        .map_err(|error| ExportError::Corrupt(format!("{} are not valid JSON: {error}", what())))?;
     if !raw.get().starts_with('{') {
         return Err(ExportError::Corrupt(format!("{} are not a JSON object", what())));
     }
     Ok(raw)
 }
 
-/// The rows at `rows[*next..]` that belong to `item_id`, skipping rows of lower item ids
-/// (other studies' items in the same id range); advances `next` past them.
+/// Returns the rows at `rows[*next..]` that belong to `item_id` and advances `next` past them.
+/// Rows of lower item ids belong to other studies' items in the same id range and are skipped.
 fn take_run<'a, T>(rows: &'a [T], next: &mut usize, item_id: i64, item_of: impl Fn(&T) -> i64) -> &'a [T] {
     while *next < rows.len() && item_of(&rows[*next]) < item_id {
         *next += 1;

@@ -17,9 +17,22 @@ pub fn has_proposals(conn: &mut crate::store::DbConnection, project_id: i64) -> 
 }
 
 /// Writes `pseudolabels.csv` and returns the number of rows.
-pub fn write_pseudolabels(conn: &mut crate::store::DbConnection, project_id: i64, out: &mut dyn Write) -> Result<u64, ExportError> {
+pub fn write_pseudolabels(
+    conn: &mut crate::store::DbConnection,
+    project_id: i64,
+    out: &mut dyn Write,
+) -> Result<u64, ExportError> {
     let mut writer = csv_writer(out);
-    writer.write_record(["image", "run_id", "field", "model_kind", "strategy", "proposal", "confidence", "accepted"])?;
+    writer.write_record([
+        "image",
+        "run_id",
+        "field",
+        "model_kind",
+        "strategy",
+        "proposal",
+        "confidence",
+        "accepted",
+    ])?;
     let mut written = 0u64;
     let mut after = 0;
     loop {

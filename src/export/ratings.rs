@@ -39,7 +39,7 @@ pub struct FieldRatings<'a> {
 }
 
 impl RatingCollector {
-    /// A collector for the single-choice fields of the study's guideline.
+    /// Starts a collector for the single-choice fields of the study's guideline.
     pub fn new(ctx: &StudyContext, item_ids: Vec<i64>) -> RatingCollector {
         let scales = ctx.guideline.fields.iter().filter_map(FieldScale::new).collect();
         RatingCollector {
@@ -61,9 +61,11 @@ impl RatingCollector {
         }
     }
 
-    /// The item's current grades over all rounds; 0 for an item outside the study.
+    /// Returns the item's current grades over all rounds; 0 for an item outside the study.
     pub fn current_grades(&self, item_id: i64) -> u32 {
-        self.item_ids.binary_search(&item_id).map_or(0, |position| self.current[position])
+        self.item_ids
+            .binary_search(&item_id)
+            .map_or(0, |position| self.current[position])
     }
 
     /// Records one current round-0 grade; grades of items outside the study are ignored.
@@ -92,7 +94,7 @@ impl RatingCollector {
         }
     }
 
-    /// The single-choice fields, in guideline order.
+    /// Returns the single-choice fields, in guideline order.
     pub fn scales(&self) -> &[FieldScale] {
         &self.scales
     }
@@ -105,8 +107,12 @@ impl RatingCollector {
     /// rating.
     pub fn field_ratings(&self, index: usize, ctx: &StudyContext) -> FieldRatings<'_> {
         let scale = &self.scales[index];
-        let member_position: HashMap<i64, usize> =
-            ctx.members.iter().enumerate().map(|(position, member)| (member.user_id, position)).collect();
+        let member_position: HashMap<i64, usize> = ctx
+            .members
+            .iter()
+            .enumerate()
+            .map(|(position, member)| (member.user_id, position))
+            .collect();
         let mut slot_order: Vec<usize> = (0..self.slot_users.len()).collect();
         slot_order.sort_by_key(|&slot| {
             let user = self.slot_users[slot];
@@ -138,7 +144,10 @@ impl RatingCollector {
         }
         let matrix = RatingMatrix::new(scale.categories.clone(), &rows)
             .expect("categories come from a checked guideline and every index was looked up in them");
-        let raters = slot_order.iter().map(|&slot| ctx.name_of(self.slot_users[slot]).into_owned()).collect();
+        let raters = slot_order
+            .iter()
+            .map(|&slot| ctx.name_of(self.slot_users[slot]).into_owned())
+            .collect();
         FieldRatings { scale, matrix, raters }
     }
 }

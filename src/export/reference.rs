@@ -24,7 +24,14 @@ use super::ExportError;
 use crate::domain::roles::ItemStatus;
 
 /// Columns after the metadata and field columns.
-const TRAILING_COLUMNS: [&str; 6] = ["method", "n_grades", "rounds_used", "resolved_at", "guideline_version", "status"];
+const TRAILING_COLUMNS: [&str; 6] = [
+    "method",
+    "n_grades",
+    "rounds_used",
+    "resolved_at",
+    "guideline_version",
+    "status",
+];
 
 /// The study's items as a first pass finds them: their ids and metadata keys.
 #[derive(Debug, Default, Clone)]
@@ -35,7 +42,7 @@ pub struct ItemScan {
     pub metadata_keys: BTreeSet<String>,
 }
 
-/// What the reference pass counted, for the files written after it.
+/// Counts made while writing `reference.csv`, for the files written after it.
 #[derive(Debug, Default, Clone)]
 pub struct ReferenceTally {
     pub items: usize,
@@ -70,11 +77,12 @@ pub fn scan_items(conn: &mut crate::store::DbConnection, project_id: i64) -> Res
 }
 
 fn metadata_of(text: &str, item_id: i64) -> Result<StoredMetadata<'_>, ExportError> {
-    StoredMetadata::parse(text).map_err(|error| ExportError::Corrupt(format!("the metadata of item {item_id} is invalid: {error}")))
+    StoredMetadata::parse(text)
+        .map_err(|error| ExportError::Corrupt(format!("the metadata of item {item_id} is invalid: {error}")))
 }
 
-/// The header name of each metadata key: the key itself, or `metadata_KEY` when the key
-/// equals a fixed or field column (and more underscores while that still clashes).
+/// Names the column of each metadata key: the key itself, or `metadata_KEY` when the key
+/// equals a fixed or field column (with more underscores while that still clashes).
 fn metadata_columns(keys: &BTreeSet<String>, ctx: &StudyContext) -> Vec<String> {
     let mut taken: BTreeSet<String> = ctx.guideline.fields.iter().map(|field| field.name.clone()).collect();
     taken.insert("image".to_string());
@@ -131,7 +139,9 @@ pub fn write_reference(
         for item in &page {
             let metadata = metadata_of(&item.metadata, item.id)?;
             let n_grades = i64::from(grades.current_grades(item.id));
-            let resolution = current.get(&item.id).filter(|_| item.status == ItemStatus::Resolved.as_str());
+            let resolution = current
+                .get(&item.id)
+                .filter(|_| item.status == ItemStatus::Resolved.as_str());
 
             writer.write_field(&item.name)?;
             for key in keys {
@@ -140,7 +150,10 @@ pub fn write_reference(
             match resolution {
                 Some(resolution) => {
                     let answers = StoredAnswers::parse(&resolution.answers).map_err(|error| {
-                        ExportError::Corrupt(format!("the answers of resolution {} are invalid: {error}", resolution.id))
+                        ExportError::Corrupt(format!(
+                            "the answers of resolution {} are invalid: {error}",
+                            resolution.id
+                        ))
                     })?;
                     for field in &ctx.guideline.fields {
                         answers.write_cell(&field.name, &mut cell);

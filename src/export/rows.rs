@@ -1,10 +1,11 @@
 //! Paged reads of a study's rows, in the fixed orders the export files use.
 //!
 //! Every reader returns one page (at most a few thousand rows) after a given id, so an
-//! export holds one page at a time however large the study is.
+//! export keeps one page at a time however large the study is.
 //!
-//! Two reads are written as SQL text because SQLite 3.40's planner, without statistics,
-//! starts them from the study's items and sorts all of the study's rows for every page:
+//! Two reads are written as SQL text because SQLite's planner (3.50.2, as bundled, without
+//! statistics) starts them from the study's items and sorts all of the study's rows for
+//! every page:
 //!
 //! - [`grade_page`] joins with `CROSS JOIN`, which SQLite takes as "scan grades first", so a
 //!   page is a range of the grades primary key. PostgreSQL treats it as an inner join.
@@ -44,8 +45,13 @@ pub struct ItemLine {
     pub round: i32,
 }
 
-/// The study's items after `after_id`, in id order.
-pub fn item_page(conn: &mut DbConnection, project_id: i64, after_id: i64, limit: i64) -> Result<Vec<ItemLine>, ExportError> {
+/// Reads the study's items after `after_id`, in id order.
+pub fn item_page(
+    conn: &mut DbConnection,
+    project_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<ItemLine>, ExportError> {
     let sql = format!(
         "SELECT id, name, sha256, metadata, status, round FROM items \
          WHERE +project_id = {project_id} AND id > {after_id} ORDER BY id LIMIT {limit}"
@@ -62,8 +68,13 @@ pub struct MetadataLine {
     pub metadata: String,
 }
 
-/// The metadata of the study's items after `after_id`, in id order.
-pub fn metadata_page(conn: &mut DbConnection, project_id: i64, after_id: i64, limit: i64) -> Result<Vec<MetadataLine>, ExportError> {
+/// Reads the metadata of the study's items after `after_id`, in id order.
+pub fn metadata_page(
+    conn: &mut DbConnection,
+    project_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<MetadataLine>, ExportError> {
     let sql = format!(
         "SELECT id, metadata FROM items WHERE +project_id = {project_id} AND id > {after_id} ORDER BY id LIMIT {limit}"
     );
@@ -97,8 +108,13 @@ pub struct GradeLine {
     pub created_at: i64,
 }
 
-/// The study's grades after `after_id`, in id order, corrections included.
-pub fn grade_page(conn: &mut DbConnection, project_id: i64, after_id: i64, limit: i64) -> Result<Vec<GradeLine>, ExportError> {
+/// Reads the study's grades after `after_id`, in id order, corrections included.
+pub fn grade_page(
+    conn: &mut DbConnection,
+    project_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<GradeLine>, ExportError> {
     let sql = format!(
         "SELECT g.id AS id, g.item_id AS item_id, i.name AS image, g.grader_id AS grader_id, g.round AS round, \
                 g.answers AS answers, g.comment AS comment, g.time_spent_ms AS time_spent_ms, g.source AS source, \
@@ -110,7 +126,7 @@ pub fn grade_page(conn: &mut DbConnection, project_id: i64, after_id: i64, limit
     Ok(diesel::sql_query(sql).load(conn)?)
 }
 
-/// The ids between `first` and `last` (inclusive) that a later grade supersedes.
+/// Reads the grade ids from `first` to `last` (inclusive) that a later grade supersedes.
 pub fn superseded_grades(conn: &mut DbConnection, first: i64, last: i64) -> Result<Vec<i64>, ExportError> {
     let ids: Vec<Option<i64>> = grades::table
         .filter(grades::supersedes.between(first, last))
@@ -121,7 +137,11 @@ pub fn superseded_grades(conn: &mut DbConnection, first: i64, last: i64) -> Resu
 
 /// Grades of the items with ids from `first` to `last`, by item and then id. The range may
 /// hold other studies' items; callers keep the rows of their own.
-pub fn grades_of_items(conn: &mut DbConnection, first: i64, last: i64) -> Result<Vec<crate::store::models::GradeRow>, ExportError> {
+pub fn grades_of_items(
+    conn: &mut DbConnection,
+    first: i64,
+    last: i64,
+) -> Result<Vec<crate::store::models::GradeRow>, ExportError> {
     use crate::store::models::GradeRow;
     Ok(grades::table
         .filter(grades::item_id.between(first, last))
@@ -145,7 +165,11 @@ pub struct ResolutionLine {
 }
 
 /// Resolutions of the items with ids from `first` to `last`, by item and then id.
-pub fn resolutions_of_items(conn: &mut DbConnection, first: i64, last: i64) -> Result<Vec<ResolutionLine>, ExportError> {
+pub fn resolutions_of_items(
+    conn: &mut DbConnection,
+    first: i64,
+    last: i64,
+) -> Result<Vec<ResolutionLine>, ExportError> {
     Ok(resolutions::table
         .filter(resolutions::item_id.between(first, last))
         .order((resolutions::item_id.asc(), resolutions::id.asc()))
@@ -163,8 +187,8 @@ pub fn resolutions_of_items(conn: &mut DbConnection, first: i64, last: i64) -> R
         .load(conn)?)
 }
 
-/// The current resolution of each item among `rows` (sorted by item, then id): the one no
-/// other row supersedes, the newest if there were ever two.
+/// Picks the current resolution of each item among `rows` (sorted by item, then id): the one
+/// no other row supersedes, the newest if there were ever two.
 pub fn current_resolutions(rows: &[ResolutionLine]) -> std::collections::HashMap<i64, &ResolutionLine> {
     let superseded: std::collections::HashSet<i64> = rows.iter().filter_map(|row| row.supersedes).collect();
     let mut current = std::collections::HashMap::new();
@@ -224,8 +248,13 @@ pub struct PredictionLine {
     pub accepted_resolution_id: Option<i64>,
 }
 
-/// The study's predictions that carry a proposal, after `after_id`, in id order.
-pub fn prediction_page(conn: &mut DbConnection, project_id: i64, after_id: i64, limit: i64) -> Result<Vec<PredictionLine>, ExportError> {
+/// Reads the study's predictions that carry a proposal, after `after_id`, in id order.
+pub fn prediction_page(
+    conn: &mut DbConnection,
+    project_id: i64,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<PredictionLine>, ExportError> {
     let sql = format!(
         "SELECT p.id AS id, i.name AS image, p.run_id AS run_id, r.field AS field, r.strategy AS strategy, \
                 r.model_kind AS model_kind, p.proposal AS proposal, p.confidence AS confidence, \

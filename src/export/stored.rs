@@ -102,10 +102,14 @@ impl<'a> StoredAnswers<'a> {
     }
 
     pub fn get(&self, field: &str) -> Option<&AnswerRef<'a>> {
-        self.entries.iter().find(|(name, _)| name == field).map(|(_, answer)| answer)
+        self.entries
+            .iter()
+            .find(|(name, _)| name == field)
+            .map(|(_, answer)| answer)
     }
 
-    /// The answer of a single-choice or text field; `None` for multi-choice or unanswered.
+    /// Returns the answer of a single-choice or text field; `None` for multi-choice or
+    /// unanswered.
     pub fn single(&self, field: &str) -> Option<&str> {
         match self.get(field)? {
             AnswerRef::One(value) => Some(value),
@@ -193,7 +197,9 @@ impl<'de> Deserialize<'de> for MetadataValue<'de> {
                 Ok(MetadataValue(Some(Cow::Owned(value.to_string()))))
             }
             fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
-                Ok(MetadataValue(Some(Cow::Owned(serde_json::Value::from(value).to_string()))))
+                Ok(MetadataValue(Some(Cow::Owned(
+                    serde_json::Value::from(value).to_string(),
+                ))))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(MetadataValue(None))
@@ -224,7 +230,10 @@ impl<'a> StoredMetadata<'a> {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().find(|(name, _)| name == key).map(|(_, value)| value.as_ref())
+        self.entries
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_ref())
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -242,7 +251,9 @@ impl<'de> Deserialize<'de> for StoredMetadata<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::new();
-                while let Some((CowStr(key), MetadataValue(value))) = map.next_entry::<CowStr<'de>, MetadataValue<'de>>()? {
+                while let Some((CowStr(key), MetadataValue(value))) =
+                    map.next_entry::<CowStr<'de>, MetadataValue<'de>>()?
+                {
                     if let Some(value) = value {
                         entries.push((key, value));
                     }
@@ -273,7 +284,7 @@ impl Serialize for StoredMetadata<'_> {
 pub struct Rfc3339(pub i64);
 
 impl Rfc3339 {
-    /// The time's text, or `None` outside the years 0 to 9999.
+    /// Formats the time, or returns `None` outside the years 0 to 9999.
     fn format(self) -> Option<[u8; 24]> {
         let days = self.0.div_euclid(86_400_000);
         let of_day = self.0.rem_euclid(86_400_000);
@@ -300,8 +311,8 @@ impl Rfc3339 {
     }
 }
 
-/// The proleptic Gregorian (year, month, day) of a count of days since 1970-01-01, by
-/// Howard Hinnant's `civil_from_days` algorithm.
+/// Converts days since 1970-01-01 to the proleptic Gregorian (year, month, day), by Howard
+/// Hinnant's `civil_from_days` algorithm.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -310,7 +321,11 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let shifted_month = (5 * day_of_year + 2) / 153;
     let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -318,7 +333,7 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 impl fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.format() {
-            // The buffer holds ASCII digits and punctuation only.
+            // The buffer contains ASCII digits and punctuation only.
             Some(text) => f.write_str(std::str::from_utf8(&text).unwrap_or_default()),
             None => write!(f, "{}", self.0),
         }
@@ -359,7 +374,8 @@ mod tests {
 
     #[test]
     fn rfc3339_matches_time_crate() {
-        let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
         let mut ms: i64 = -62_000_000_000_000;
         while ms < 250_000_000_000_000 {
             let expected = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
@@ -393,7 +409,8 @@ mod tests {
 
     #[test]
     fn metadata_values_become_text() {
-        let metadata = StoredMetadata::parse(r#"{"site":"Lyon","age":61,"ok":true,"gone":null,"tags":["a"]}"#).expect("valid");
+        let metadata =
+            StoredMetadata::parse(r#"{"site":"Lyon","age":61,"ok":true,"gone":null,"tags":["a"]}"#).expect("valid");
         assert_eq!(metadata.get("age"), Some("61"));
         assert_eq!(metadata.get("ok"), Some("true"));
         assert_eq!(metadata.get("gone"), None);

@@ -38,7 +38,11 @@ pub struct ExportQuery {
 fn anonymous_file(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("export-{}-{:016x}.zip", now_ms(), rand::random::<u64>()));
-    let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
     if let Err(error) = std::fs::remove_file(&path) {
         tracing::warn!(path = %path.display(), %error, "could not remove the temporary export file");
     }
@@ -89,8 +93,14 @@ pub async fn export_zip(
         }
         Ok(Some((web::Bytes::from(chunk), file)))
     });
+    // Zip entries are deflated already; naming the encoding keeps the compression
+    // middleware from compressing the archive again.
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{slug}-export.zip\"")))
+        .insert_header(header::ContentEncoding::Identity)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{slug}-export.zip\""),
+        ))
         .body(SizedStream::new(length, chunks)))
 }

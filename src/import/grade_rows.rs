@@ -15,12 +15,12 @@ use crate::store::{items, projects, users, DbConnection};
 /// Columns a grade file may have besides the guideline's fields.
 pub const GRADE_COLUMNS: [&str; 5] = ["image", "grader", "round", "comment", "time_spent_ms"];
 
-/// Columns of an exported `grades.csv` that an import accepts: `superseded` marks a row that
-/// the next row of the same image, grader and round corrects; `created_at` and `source` are
-/// not read (imported grades get the import time and source `import`).
+/// Columns of an exported `grades.csv` that an import accepts. `superseded` marks a row that
+/// the next row of the same image, grader and round corrects. `created_at` and `source` are
+/// not read, because imported grades get the import time and source `import`.
 pub const EXPORT_COLUMNS: [&str; 3] = ["created_at", "superseded", "source"];
 
-/// How a grader of the file becomes a grader of the study.
+/// Plan that makes a grader named in the file a grader of the study.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraderPlan {
     /// A grader of the study already.
@@ -82,12 +82,17 @@ pub fn plan_grades(
 ) -> Result<GradePlan, ImportError> {
     let known: Vec<&str> = GRADE_COLUMNS.iter().chain(EXPORT_COLUMNS.iter()).copied().collect();
     let mut problems = check_columns(table, guideline, &known);
-    let missing: Vec<&str> = ["image", "grader"].into_iter().filter(|name| table.column(name).is_none()).collect();
+    let missing: Vec<&str> = ["image", "grader"]
+        .into_iter()
+        .filter(|name| table.column(name).is_none())
+        .collect();
     for name in &missing {
         problems.push(ImportProblem::at(
             table.header_line,
             None,
-            format!("the header has no {name} column; a grade file needs image, grader and one column per guideline field"),
+            format!(
+                "the header has no {name} column; a grade file needs image, grader and one column per guideline field"
+            ),
         ));
     }
     if !problems.is_empty() {
@@ -122,7 +127,11 @@ pub fn plan_grades(
             Some(index) => match parse_bool(&row.cells[index]) {
                 Some(value) => value,
                 None => {
-                    checker.problem(row.line, "superseded", format!("{:?} is not TRUE or FALSE", row.cells[index].trim()));
+                    checker.problem(
+                        row.line,
+                        "superseded",
+                        format!("{:?} is not TRUE or FALSE", row.cells[index].trim()),
+                    );
                     continue;
                 }
             },
@@ -132,7 +141,9 @@ pub fn plan_grades(
         let mut grade = grade;
         if let Some(&(earlier_line, earlier_superseded)) = seen.get(&key) {
             if !earlier_superseded {
-                let round = grade.round.map_or("this file".to_string(), |round| format!("round {round}"));
+                let round = grade
+                    .round
+                    .map_or("this file".to_string(), |round| format!("round {round}"));
                 checker.problem(
                     row.line,
                     "grader",
@@ -152,7 +163,10 @@ pub fn plan_grades(
     if !checker.problems.is_empty() {
         return Err(ImportError::Rejected(checker.problems));
     }
-    Ok(GradePlan { graders: checker.graders, grades })
+    Ok(GradePlan {
+        graders: checker.graders,
+        grades,
+    })
 }
 
 /// Reads `true`/`false` in any letter case; an empty cell is false.
@@ -186,34 +200,59 @@ impl Checker<'_> {
     }
 
     /// Checks one row; `None` when it has a problem (recorded).
-    fn check_row(&mut self, table: &Table, guideline: &Guideline, columns: &Columns, row: &Row) -> Result<Option<PlannedGrade>, ImportError> {
+    fn check_row(
+        &mut self,
+        table: &Table,
+        guideline: &Guideline,
+        columns: &Columns,
+        row: &Row,
+    ) -> Result<Option<PlannedGrade>, ImportError> {
         let before = self.problems.len();
         let image = row.cells[columns.image].trim().to_string();
         let item_id = self.item_id(&image, row.line)?;
         let username = row.cells[columns.grader].trim().to_string();
         let grader = self.grader(&username, row.line)?;
 
-        let round = match columns.round.map(|index| row.cells[index].trim()).filter(|cell| !cell.is_empty()) {
+        let round = match columns
+            .round
+            .map(|index| row.cells[index].trim())
+            .filter(|cell| !cell.is_empty())
+        {
             None => None,
             Some(cell) => match cell.parse::<i32>() {
                 Ok(round) if round >= 0 => Some(round),
                 _ => {
-                    self.problem(row.line, "round", format!("{cell:?} is not a round: give 0 for the first grading, 1, 2, ... for later rounds"));
+                    self.problem(
+                        row.line,
+                        "round",
+                        format!("{cell:?} is not a round: give 0 for the first grading, 1, 2, ... for later rounds"),
+                    );
                     None
                 }
             },
         };
-        let time_spent_ms = match columns.time_spent_ms.map(|index| row.cells[index].trim()).filter(|cell| !cell.is_empty()) {
+        let time_spent_ms = match columns
+            .time_spent_ms
+            .map(|index| row.cells[index].trim())
+            .filter(|cell| !cell.is_empty())
+        {
             None => 0,
             Some(cell) => match cell.parse::<i64>() {
                 Ok(ms) if ms >= 0 => ms,
                 _ => {
-                    self.problem(row.line, "time_spent_ms", format!("{cell:?} is not a whole number of milliseconds of 0 or more"));
+                    self.problem(
+                        row.line,
+                        "time_spent_ms",
+                        format!("{cell:?} is not a whole number of milliseconds of 0 or more"),
+                    );
                     0
                 }
             },
         };
-        let comment = columns.comment.map(|index| row.cells[index].clone()).unwrap_or_default();
+        let comment = columns
+            .comment
+            .map(|index| row.cells[index].clone())
+            .unwrap_or_default();
         let answers = match validate_answers(guideline, &answers_of(table, guideline, row)) {
             Ok(answers) => Some(answers),
             Err(error) => {
@@ -228,10 +267,20 @@ impl Checker<'_> {
         if self.problems.len() > before {
             return Ok(None);
         }
-        Ok(Some(PlannedGrade { line: row.line, item_id, image, grader, round, answers, comment, time_spent_ms, corrects: None }))
+        Ok(Some(PlannedGrade {
+            line: row.line,
+            item_id,
+            image,
+            grader,
+            round,
+            answers,
+            comment,
+            time_spent_ms,
+            corrects: None,
+        }))
     }
 
-    /// The item id of an image of the study; records a problem when there is none.
+    /// Returns the item id of an image of the study, or records a problem when there is none.
     fn item_id(&mut self, image: &str, line: u64) -> Result<Option<i64>, ImportError> {
         if image.is_empty() {
             self.problem(line, "image", "the image name is empty".into());
@@ -247,19 +296,27 @@ impl Checker<'_> {
         };
         if item_id.is_none() {
             let slug = self.project.slug.clone();
-            self.problem(line, "image", format!("study {slug} has no image named {image:?}; import the image first or fix the name"));
+            self.problem(
+                line,
+                "image",
+                format!("study {slug} has no image named {image:?}; import the image first or fix the name"),
+            );
         }
         Ok(item_id)
     }
 
-    /// The grader index of a username; records a problem when it cannot grade the study.
+    /// Returns the grader index of a username, or records a problem when it cannot grade the
+    /// study.
     fn grader(&mut self, username: &str, line: u64) -> Result<Option<usize>, ImportError> {
         let known = match self.grader_index.get(username) {
             Some(known) => known.clone(),
             None => {
                 let known = match self.grader_plan(username)? {
                     Some(plan) => {
-                        self.graders.push(PlannedGrader { username: username.to_string(), plan });
+                        self.graders.push(PlannedGrader {
+                            username: username.to_string(),
+                            plan,
+                        });
                         Ok(self.graders.len() - 1)
                     }
                     None => Err(self.grader_problem(username)?),
@@ -277,7 +334,7 @@ impl Checker<'_> {
         }
     }
 
-    /// How a username becomes a grader of the study, or `None` when it cannot.
+    /// Plans how a username becomes a grader of the study; `None` when it cannot.
     fn grader_plan(&mut self, username: &str) -> Result<Option<GraderPlan>, ImportError> {
         match users::find_by_username(self.conn, username)? {
             Some(user) => match projects::role_of(self.conn, self.project.id, user.id)? {
@@ -291,7 +348,7 @@ impl Checker<'_> {
         }
     }
 
-    /// Why a username cannot grade the study, and what to do.
+    /// Explains why a username cannot grade the study, and what to do.
     fn grader_problem(&mut self, username: &str) -> Result<String, ImportError> {
         let slug = &self.project.slug;
         if username.is_empty() {

@@ -9,10 +9,10 @@
 //! columns are not read.
 //!
 //! Rows are stored in file order with `source = "import"`. Each grade takes a place in its
-//! item's current round (a lease, as a grader's would), moves a pending item into grading,
-//! and the grade that completes a round applies the study's policy, which may resolve the
-//! item, send it to arbitration, open an adjudication round or ask for one more grader. A
-//! later row can then fill that adjudication round. A row that does not fit the item's
+//! item's current round (a lease, as a grader's would) and moves a pending item into grading.
+//! The grade that completes a round applies the study's policy. The policy may resolve the
+//! item, send it to arbitration, open an adjudication round or request one more grader, and
+//! a later row can then fill that adjudication round. A row that does not fit the item's
 //! state at that point (a round number other than the item's current round, an item that is
 //! already resolved, a grader who already graded the round) rejects the whole file.
 
@@ -34,14 +34,14 @@ use crate::store::{guidelines, now_ms, projects, users, DbConnection, StoreError
 /// Lease of the place an imported grade takes; it only has to outlast the import.
 const IMPORT_LEASE_MS: i64 = 60 * 60 * 1000;
 
-/// What a grade import stored.
+/// Counts and accounts of a grade import.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GradeImportReport {
     /// Grades stored, corrections included.
     pub grades: usize,
     /// Grades that correct an earlier grade of the file.
     pub corrections: usize,
-    /// Accounts created by `--create-graders`, with a random password nobody knows.
+    /// Accounts created by `--create-graders`, each with a random password that is not shown.
     pub created_users: Vec<String>,
     /// Graders added to the study (the created accounts among them).
     pub added_graders: Vec<String>,
@@ -51,11 +51,20 @@ pub struct GradeImportReport {
 
 /// Checks a grade file and stores it in one transaction.
 ///
-/// Fails with [`ImportError::Rejected`] listing every problem of the file, or the first
-/// row that does not fit its item's state while storing; nothing is stored then.
-pub fn import_grades(conn: &mut DbConnection, project: &ProjectRow, table: &Table, create_graders: bool) -> Result<GradeImportReport, ImportError> {
-    let (_, guideline) = guidelines::load(conn, project.guideline_id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("guideline {} of study {} is missing", project.guideline_id, project.slug)))?;
+/// Fails with [`ImportError::Rejected`], and stores nothing, when the file has problems (all
+/// are listed) or when a row does not fit its item's state at the time it is stored.
+pub fn import_grades(
+    conn: &mut DbConnection,
+    project: &ProjectRow,
+    table: &Table,
+    create_graders: bool,
+) -> Result<GradeImportReport, ImportError> {
+    let (_, guideline) = guidelines::load(conn, project.guideline_id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "guideline {} of study {} is missing",
+            project.guideline_id, project.slug
+        ))
+    })?;
     let plan = plan_grades(conn, project, &guideline, table, create_graders)?;
 
     conn.transaction::<_, ImportError, _>(|conn| {
@@ -73,10 +82,12 @@ pub fn import_grades(conn: &mut DbConnection, project: &ProjectRow, table: &Tabl
                 GraderPlan::Create => {
                     let hash = crate::auth::hash_password(&crate::auth::random_password())
                         .map_err(|error| StoreError::Corrupt(format!("hashing a password failed: {error}")))?;
-                    let user = users::create_user(conn, &grader.username, &grader.username, &hash, false).map_err(|error| match error {
-                        users::CreateUserError::Store(store) => ImportError::Store(store),
-                        taken => ImportError::rejected(ImportProblem::file(taken.to_string())),
-                    })?;
+                    let user = users::create_user(conn, &grader.username, &grader.username, &hash, false).map_err(
+                        |error| match error {
+                            users::CreateUserError::Store(store) => ImportError::Store(store),
+                            taken => ImportError::rejected(ImportProblem::file(taken.to_string())),
+                        },
+                    )?;
                     projects::set_member(conn, project.id, user.id, Role::Grader)?;
                     report.created_users.push(grader.username.clone());
                     report.added_graders.push(grader.username.clone());
@@ -110,10 +121,15 @@ fn store_grade(
     grader_id: i64,
     username: &str,
 ) -> Result<bool, ImportError> {
-    let problem = |column: &str, message: String| ImportError::rejected(ImportProblem::at(grade.line, Some(column), message));
+    let problem =
+        |column: &str, message: String| ImportError::rejected(ImportProblem::at(grade.line, Some(column), message));
     lock_item(conn, grade.item_id)?;
-    let item: ItemRow = items::table.find(grade.item_id).select(ItemRow::as_select()).first(conn)?;
-    let status = ItemStatus::parse(&item.status).ok_or_else(|| StoreError::Corrupt(format!("item status {:?}", item.status)))?;
+    let item: ItemRow = items::table
+        .find(grade.item_id)
+        .select(ItemRow::as_select())
+        .first(conn)?;
+    let status =
+        ItemStatus::parse(&item.status).ok_or_else(|| StoreError::Corrupt(format!("item status {:?}", item.status)))?;
     if let Some(round) = grade.round {
         if round != item.round {
             return Err(problem(
@@ -171,7 +187,13 @@ fn store_grade(
         }
         (ItemStatus::Pending | ItemStatus::Grading | ItemStatus::Adjudication, _) => {}
         (ItemStatus::Excluded, _) => {
-            return Err(problem("image", format!("{} is excluded from the study; a lead must reopen it before it takes grades", grade.image)));
+            return Err(problem(
+                "image",
+                format!(
+                    "{} is excluded from the study; a lead must reopen it before it takes grades",
+                    grade.image
+                ),
+            ));
         }
         (closed, _) => {
             return Err(problem(
@@ -199,7 +221,10 @@ fn store_grade(
     };
     let receipt = submit_grade(conn, &submission, now).map_err(|error| match error {
         GradeError::Store(store) => ImportError::Store(store),
-        GradeError::LeftGrading { status, .. } => problem("image", format!("{} is {status}, so it takes no more grades", grade.image)),
+        GradeError::LeftGrading { status, .. } => problem(
+            "image",
+            format!("{} is {status}, so it takes no more grades", grade.image),
+        ),
         other => problem("grader", other.to_string()),
     })?;
     Ok(receipt.supersedes.is_some())
@@ -210,7 +235,10 @@ fn statuses_of(conn: &mut DbConnection, item_ids: &HashSet<i64>) -> Result<BTree
     let ids: Vec<i64> = item_ids.iter().copied().collect();
     let mut counts = BTreeMap::new();
     for chunk in ids.chunks(1_000) {
-        let statuses: Vec<String> = items::table.filter(items::id.eq_any(chunk)).select(items::status).load(conn)?;
+        let statuses: Vec<String> = items::table
+            .filter(items::id.eq_any(chunk))
+            .select(items::status)
+            .load(conn)?;
         for status in statuses {
             *counts.entry(status).or_default() += 1;
         }

@@ -37,12 +37,20 @@ pub struct ImportProblem {
 
 impl ImportProblem {
     pub fn at(line: u64, column: Option<&str>, message: String) -> ImportProblem {
-        ImportProblem { line, column: column.map(str::to_string), message }
+        ImportProblem {
+            line,
+            column: column.map(str::to_string),
+            message,
+        }
     }
 
-    /// A problem of the file as a whole, such as its encoding.
+    /// Builds a problem of the file as a whole, such as its encoding.
     pub fn file(message: String) -> ImportProblem {
-        ImportProblem { line: 0, column: None, message }
+        ImportProblem {
+            line: 0,
+            column: None,
+            message,
+        }
     }
 }
 
@@ -56,7 +64,7 @@ impl fmt::Display for ImportProblem {
     }
 }
 
-/// Why an import stored nothing.
+/// Reason an import stored nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("{}", describe_problems(.0))]
@@ -70,7 +78,7 @@ impl ImportError {
         ImportError::Rejected(vec![problem])
     }
 
-    /// The problems of a rejected file; empty for a database failure.
+    /// Returns the problems of a rejected file, none for a database failure.
     pub fn problems(&self) -> &[ImportProblem] {
         match self {
             ImportError::Rejected(problems) => problems,
@@ -124,8 +132,9 @@ fn check_columns(table: &Table, guideline: &Guideline, known: &[&str]) -> Vec<Im
         .collect()
 }
 
-/// The answers of one row as the JSON object [`crate::domain::answers::validate_answers`]
-/// reads: one entry per field column with a non-empty cell, multi-choice cells split on `|`.
+/// Builds the answers of one row as the JSON object that
+/// [`crate::domain::answers::validate_answers`] reads. Each field column with a non-empty cell
+/// gives one entry, and a multi-choice cell is split on `|`.
 fn answers_of(table: &Table, guideline: &Guideline, row: &Row) -> serde_json::Value {
     let mut answers = serde_json::Map::new();
     for field in &guideline.fields {
@@ -133,14 +142,21 @@ fn answers_of(table: &Table, guideline: &Guideline, row: &Row) -> serde_json::Va
             continue;
         };
         let cell = &row.cells[index];
-        let value = if field.kind == FieldKind::Text { cell.as_str() } else { cell.trim() };
+        let value = if field.kind == FieldKind::Text {
+            cell.as_str()
+        } else {
+            cell.trim()
+        };
         if value.trim().is_empty() {
             continue;
         }
         let answer = match field.kind {
-            FieldKind::MultiChoice => {
-                serde_json::Value::Array(value.split('|').map(|part| serde_json::Value::String(part.trim().to_string())).collect())
-            }
+            FieldKind::MultiChoice => serde_json::Value::Array(
+                value
+                    .split('|')
+                    .map(|part| serde_json::Value::String(part.trim().to_string()))
+                    .collect(),
+            ),
             _ => serde_json::Value::String(value.to_string()),
         };
         answers.insert(field.name.clone(), answer);

@@ -25,7 +25,7 @@ use crate::store::{guidelines, now_ms, DbConnection, StoreError};
 /// Columns a resolution file may have besides the guideline's fields.
 pub const RESOLUTION_COLUMNS: [&str; 2] = ["image", "reason"];
 
-/// What a resolution import stored.
+/// Counts of a resolution import.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResolutionImportReport {
     /// Resolutions stored.
@@ -51,8 +51,12 @@ pub fn import_resolutions(
     table: &Table,
     default_reason: &str,
 ) -> Result<ResolutionImportReport, ImportError> {
-    let (_, guideline) = guidelines::load(conn, project.guideline_id)?
-        .ok_or_else(|| StoreError::Corrupt(format!("guideline {} of study {} is missing", project.guideline_id, project.slug)))?;
+    let (_, guideline) = guidelines::load(conn, project.guideline_id)?.ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "guideline {} of study {} is missing",
+            project.guideline_id, project.slug
+        ))
+    })?;
     let mut problems = check_columns(table, &guideline, &RESOLUTION_COLUMNS);
     let Some(image_column) = table.column("image") else {
         problems.push(ImportProblem::at(
@@ -70,7 +74,11 @@ pub fn import_resolutions(
         let image = row.cells[image_column].trim().to_string();
         let mut row_ok = true;
         let item = if image.is_empty() {
-            problems.push(ImportProblem::at(row.line, Some("image"), "the image name is empty".into()));
+            problems.push(ImportProblem::at(
+                row.line,
+                Some("image"),
+                "the image name is empty".into(),
+            ));
             None
         } else {
             crate::store::items::find_by_name(conn, project.id, &image)?
@@ -79,7 +87,10 @@ pub fn import_resolutions(
             None if !image.is_empty() => problems.push(ImportProblem::at(
                 row.line,
                 Some("image"),
-                format!("study {} has no image named {image:?}; import the image first or fix the name", project.slug),
+                format!(
+                    "study {} has no image named {image:?}; import the image first or fix the name",
+                    project.slug
+                ),
             )),
             Some(item) if item.status == ItemStatus::Excluded.as_str() => problems.push(ImportProblem::at(
                 row.line,
@@ -105,7 +116,9 @@ pub fn import_resolutions(
                 None
             }
         };
-        let reason = reason_column.map(|index| row.cells[index].trim().to_string()).filter(|reason| !reason.is_empty());
+        let reason = reason_column
+            .map(|index| row.cells[index].trim().to_string())
+            .filter(|reason| !reason.is_empty());
         if let (true, Some(item), Some(answers)) = (row_ok, item, answers) {
             if item.status != ItemStatus::Excluded.as_str() {
                 planned.push(PlannedResolution {
@@ -134,14 +147,24 @@ pub fn import_resolutions(
 
 /// Appends one imported resolution and resolves its item. Returns true when it superseded
 /// a current resolution.
-fn store_resolution(conn: &mut DbConnection, project: &ProjectRow, planned: &PlannedResolution) -> Result<bool, ImportError> {
+fn store_resolution(
+    conn: &mut DbConnection,
+    project: &ProjectRow,
+    planned: &PlannedResolution,
+) -> Result<bool, ImportError> {
     lock_item(conn, planned.item.id)?;
-    let item: ItemRow = items::table.find(planned.item.id).select(ItemRow::as_select()).first(conn)?;
+    let item: ItemRow = items::table
+        .find(planned.item.id)
+        .select(ItemRow::as_select())
+        .first(conn)?;
     if item.status == ItemStatus::Excluded.as_str() {
         return Err(ImportError::rejected(ImportProblem::at(
             planned.line,
             Some("image"),
-            format!("{} was excluded while the file was checked; a lead must reopen it first", item.name),
+            format!(
+                "{} was excluded while the file was checked; a lead must reopen it first",
+                item.name
+            ),
         )));
     }
     let existing: Vec<(i64, Option<i64>)> = resolutions::table
@@ -149,7 +172,11 @@ fn store_resolution(conn: &mut DbConnection, project: &ProjectRow, planned: &Pla
         .select((resolutions::id, resolutions::supersedes))
         .load(conn)?;
     let superseded: HashSet<i64> = existing.iter().filter_map(|(_, supersedes)| *supersedes).collect();
-    let current = existing.iter().map(|(id, _)| *id).filter(|id| !superseded.contains(id)).max();
+    let current = existing
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !superseded.contains(id))
+        .max();
 
     let now = now_ms();
     let method = ResolutionMethod::Imported.as_str();
@@ -173,23 +200,26 @@ fn store_resolution(conn: &mut DbConnection, project: &ProjectRow, planned: &Pla
     diesel::update(items::table.find(item.id))
         .set(items::status.eq(ItemStatus::Resolved.as_str()))
         .execute(conn)?;
-    audit::record(conn, AuditEntry {
-        project_id: Some(project.id),
-        actor_id: None,
-        action: "item.resolved",
-        object_type: "item",
-        object_id: Some(item.id),
-        details: serde_json::json!({
-            "from": item.status,
-            "to": ItemStatus::Resolved.as_str(),
-            "round": item.round,
-            "reason": planned.reason,
-            "method": method,
-            "resolution_id": resolution_id,
-            "rounds_used": 0,
-            "supersedes": current,
-        }),
-    })?;
+    audit::record(
+        conn,
+        AuditEntry {
+            project_id: Some(project.id),
+            actor_id: None,
+            action: "item.resolved",
+            object_type: "item",
+            object_id: Some(item.id),
+            details: serde_json::json!({
+                "from": item.status,
+                "to": ItemStatus::Resolved.as_str(),
+                "round": item.round,
+                "reason": planned.reason,
+                "method": method,
+                "resolution_id": resolution_id,
+                "rounds_used": 0,
+                "supersedes": current,
+            }),
+        },
+    )?;
     Ok(current.is_some())
 }
 

@@ -37,7 +37,7 @@ pub struct Table {
 }
 
 impl Table {
-    /// The index of the column named `name`.
+    /// Returns the index of the column named `name`.
     pub fn column(&self, name: &str) -> Option<usize> {
         self.header.iter().position(|column| column == name)
     }
@@ -71,7 +71,11 @@ pub fn read_table(bytes: &[u8], encoding: Encoding) -> Result<Table, ImportError
     for record in reader.records() {
         let record = record.map_err(|error| {
             let line = error.position().map_or(0, |position| lines.line_at(position.byte()));
-            ImportError::rejected(ImportProblem::at(line, None, format!("the CSV text is invalid: {error}")))
+            ImportError::rejected(ImportProblem::at(
+                line,
+                None,
+                format!("the CSV text is invalid: {error}"),
+            ))
         })?;
         let line = record.position().map_or(0, |position| lines.line_at(position.byte()));
         if record.iter().all(|cell| cell.trim().is_empty()) {
@@ -93,18 +97,25 @@ pub fn read_table(bytes: &[u8], encoding: Encoding) -> Result<Table, ImportError
                 ),
             )));
         }
-        rows.push(Row { line, cells: record.iter().map(str::to_string).collect() });
+        rows.push(Row {
+            line,
+            cells: record.iter().map(str::to_string).collect(),
+        });
     }
-    let (header_line, header) =
-        header.ok_or_else(|| ImportError::rejected(ImportProblem::file("the file is empty: it has no header row".into())))?;
-    Ok(Table { header_line, header, rows })
+    let (header_line, header) = header
+        .ok_or_else(|| ImportError::rejected(ImportProblem::file("the file is empty: it has no header row".into())))?;
+    Ok(Table {
+        header_line,
+        header,
+        rows,
+    })
 }
 
 /// Turns the byte offset where the csv crate starts a record into the record's line.
 ///
 /// csv 1.4 reports a record's start before the line break that ends the previous record, and
-/// its line count lags by one after a CRLF, so the line is counted here instead: line breaks
-/// before the first byte of the record's text, plus one.
+/// its line count lags by one after a CRLF. So the line is counted here instead, as the line
+/// breaks before the first byte of the record's text, plus one.
 struct LineCounter<'a> {
     text: &'a [u8],
     offset: usize,
@@ -113,7 +124,11 @@ struct LineCounter<'a> {
 
 impl<'a> LineCounter<'a> {
     fn new(text: &'a [u8]) -> Self {
-        LineCounter { text, offset: 0, line: 1 }
+        LineCounter {
+            text,
+            offset: 0,
+            line: 1,
+        }
     }
 
     /// The line of the record that starts at `byte`; offsets must not decrease.
@@ -177,7 +192,9 @@ mod tests {
 
     #[test]
     fn short_row_is_rejected_with_its_line() {
-        let error = read_table(b"image,grader\na.jpg\n", Encoding::Utf8).unwrap_err().to_string();
+        let error = read_table(b"image,grader\na.jpg\n", Encoding::Utf8)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("line 2"), "{error}");
     }
 
