@@ -25,7 +25,7 @@ pub const CHANNEL: &str = "quorum_events";
 /// Largest NOTIFY payload PostgreSQL accepts is 8000 bytes; larger events stay local.
 const MAX_NOTIFY_BYTES: usize = 7900;
 
-/// Where an event goes.
+/// Destination of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Room {
@@ -58,7 +58,7 @@ impl RoomChannel {
             self.history.pop_front();
         }
         self.history.push_back((seq, text.clone()));
-        // No receiver is not an error: nobody is connected to the room.
+        // A send without receivers is not an error: no client is connected to the room.
         let _ = self.sender.send(text);
     }
 
@@ -69,7 +69,7 @@ impl RoomChannel {
     }
 }
 
-/// What a new subscriber gets: missed events to send first, then the live receiver.
+/// Start of a subscription: missed events to send first, then the live receiver.
 pub struct Subscription {
     pub missed: Vec<Arc<str>>,
     /// True when the client's last sequence number is older than the history: it must reload.

@@ -20,7 +20,7 @@ use crate::domain::guideline::Guideline;
 use crate::domain::roles::ItemStatus;
 use crate::domain::workflow::Event;
 
-/// Why a grade was not stored.
+/// Reasons a grade is rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum GradeError {
     #[error("item {0} is not in this study")]
@@ -262,7 +262,7 @@ pub struct GradeSubmission<'a> {
     pub source: &'a str,
 }
 
-/// What a stored grade did.
+/// Outcome of a stored grade.
 #[derive(Debug, Clone)]
 pub struct GradeReceipt {
     pub grade_id: i64,
@@ -273,7 +273,7 @@ pub struct GradeReceipt {
     pub status: ItemStatus,
 }
 
-/// The current (not superseded) grade of each grader of an item's round, oldest first.
+/// Loads the current (not superseded) grade of each grader of an item's round, oldest first.
 pub fn current_grades(conn: &mut DbConnection, item_id: i64, round: i32) -> QueryResult<Vec<super::models::GradeRow>> {
     let all: Vec<super::models::GradeRow> = grades::table
         .filter(grades::item_id.eq(item_id))
