@@ -310,6 +310,24 @@ fn fifty_graders_race(backend: TestBackend) {
     }
     let leases: i64 = assignments::table.count().get_result(&mut conn).expect("assignments");
     assert_eq!(leases, 600, "an item was handed out beyond its overlap");
+
+    // The status counts kept by triggers agree with a full count after the race.
+    use quorum::store::schema::{item_status_counts, items};
+    let counted: BTreeMap<String, i64> = items::table
+        .group_by(items::status)
+        .select((items::status, diesel::dsl::count_star()))
+        .load::<(String, i64)>(&mut conn)
+        .expect("items by status")
+        .into_iter()
+        .collect();
+    let kept: BTreeMap<String, i64> = item_status_counts::table
+        .select((item_status_counts::status, item_status_counts::n))
+        .load::<(String, i64)>(&mut conn)
+        .expect("status counts")
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(kept, counted, "status counts drifted from the items");
 }
 
 #[test]

@@ -61,11 +61,12 @@ fn round_trip(backend: TestBackend) -> SchemaShape {
     shape
 }
 
-const DATA_MODEL_TABLES: [&str; 12] = [
+const DATA_MODEL_TABLES: [&str; 13] = [
     "assignments",
     "audit_events",
     "grades",
     "guidelines",
+    "item_status_counts",
     "items",
     "memberships",
     "messages",

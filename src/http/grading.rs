@@ -4,6 +4,8 @@
 //! in grading. `next` and `progress` count only the caller's own work, `my-grade` returns only
 //! the caller's grade, and errors name only the caller's own assignment.
 
+use std::sync::Arc;
+
 use actix_web::{web, HttpResponse};
 use diesel::prelude::*;
 use serde::Deserialize;
@@ -18,7 +20,7 @@ use crate::domain::guideline::Guideline;
 use crate::domain::roles::Role;
 use crate::store::grading::{self, GradeError, GradeSubmission};
 use crate::store::models::ProjectRow;
-use crate::store::{guidelines, now_ms, Conn};
+use crate::store::{now_ms, Conn, Database};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -26,7 +28,7 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 const MAX_COMMENT_CHARS: usize = 10_000;
 
 /// The study, its guideline, and a check that the caller grades in it.
-fn grader_context(conn: &mut Conn, user: &CurrentUser, slug: &str) -> Result<(ProjectRow, Guideline), AppError> {
+fn grader_context(db: &Database, conn: &mut Conn, user: &CurrentUser, slug: &str) -> Result<(ProjectRow, Arc<Guideline>), AppError> {
     let (project, role) = project_for(conn, user, slug)?;
     if role != Some(Role::Grader) {
         return Err(AppError::Forbidden(format!(
@@ -34,8 +36,7 @@ fn grader_context(conn: &mut Conn, user: &CurrentUser, slug: &str) -> Result<(Pr
             role.map_or("none (admin)", |r| r.as_str())
         )));
     }
-    let (_, guideline) = guidelines::load(conn, project.guideline_id)?
-        .ok_or_else(|| AppError::internal(format!("guideline {} of study {} is missing", project.guideline_id, project.slug)))?;
+    let guideline = db.guideline(conn, project.guideline_id)?;
     Ok((project, guideline))
 }
 
@@ -54,12 +55,15 @@ pub async fn next(state: web::Data<AppState>, user: CurrentUser, slug: web::Path
     let db = state.db.clone();
     let slug = slug.into_inner();
     let body = web::block(move || -> Result<Option<serde_json::Value>, AppError> {
-        let mut conn = db.conn()?;
-        let (project, guideline) = grader_context(&mut conn, &user, &slug)?;
+        let (project, guideline) = grader_context(&db, &mut db.conn()?, &user, &slug)?;
         let now = now_ms();
-        let Some(lease) = grading::lease_next(&mut conn, &project, user.id, now, DEFAULT_LEASE_MS)? else {
+        let leased_project = project.clone();
+        let grader_id = user.id;
+        let lease = db.write(move |conn| grading::lease_next(conn, &leased_project, grader_id, now, DEFAULT_LEASE_MS))?;
+        let Some(lease) = lease else {
             return Ok(None);
         };
+        let mut conn = db.conn()?;
         let (graded_today, remaining) = grading::progress(&mut conn, &project, user.id, day_start(now), now)?;
         let (image_url, thumbnail_url, original_url) = image_urls(&project.slug, lease.item.id);
         Ok(Some(serde_json::json!({
@@ -70,7 +74,7 @@ pub async fn next(state: web::Data<AppState>, user: CurrentUser, slug: web::Path
             "original_url": original_url,
             "lease_expires_at": lease.leased_until,
             "guideline": { "key": guideline.key, "version": guideline.version, "title": guideline.title },
-            "fields": guideline.fields,
+            "fields": &guideline.fields,
             "progress": { "graded_today": graded_today, "remaining": remaining },
         })))
     })
@@ -118,28 +122,36 @@ pub async fn submit(
     let db = state.db.clone();
     let receipt = web::block(move || -> Result<_, AppError> {
         let mut conn = db.conn()?;
-        let (project, guideline) = grader_context(&mut conn, &user, &slug)?;
+        let (project, guideline) = grader_context(&db, &mut conn, &user, &slug)?;
+        drop(conn);
         let answers = validate_answers(&guideline, &request.answers).map_err(|error| AppError::Unprocessable {
             field: error.field,
             message: error.message,
             allowed: error.allowed,
         })?;
-        let submission = GradeSubmission {
-            project: &project,
-            guideline: &guideline,
-            grader_id: user.id,
-            item_id,
-            answers: &answers,
-            comment: &request.comment,
-            time_spent_ms: request.time_spent_ms,
-            source: "web",
-        };
-        let receipt = grading::submit_grade(&mut conn, &submission, now_ms()).map_err(|error| match error {
-            GradeError::NotFound(_) => AppError::NotFound(error.to_string()),
-            GradeError::NotAssigned { .. } => AppError::Forbidden(error.to_string()),
-            GradeError::LeftGrading { .. } | GradeError::LeaseLost(_) => AppError::Conflict(error.to_string()),
-            GradeError::Store(store) => AppError::from(store),
-        })?;
+        let (stored_project, stored_answers, comment) = (project.clone(), answers.clone(), request.comment.clone());
+        let grader_id = user.id;
+        let receipt = db
+            .write(move |conn| {
+                let submission = GradeSubmission {
+                    project: &stored_project,
+                    guideline: &guideline,
+                    grader_id,
+                    item_id,
+                    answers: &stored_answers,
+                    comment: &comment,
+                    time_spent_ms: request.time_spent_ms,
+                    source: "web",
+                };
+                grading::submit_grade(conn, &submission, now_ms())
+            })
+            .map_err(|error| match error {
+                GradeError::NotFound(_) => AppError::NotFound(error.to_string()),
+                GradeError::NotAssigned { .. } => AppError::Forbidden(error.to_string()),
+                GradeError::LeftGrading { .. } | GradeError::LeaseLost(_) => AppError::Conflict(error.to_string()),
+                GradeError::Store(store) => AppError::from(store),
+            })?;
+        let mut conn = db.conn()?;
         // In adjudication the room of the item's round shows each re-grade to the others.
         let room_event = if receipt.round > 0 {
             let pseudonym: Option<String> = crate::store::schema::memberships::table
@@ -153,7 +165,7 @@ pub async fn submit(
                 "grader": pseudonym,
                 "round": receipt.round,
                 "answers": answers.to_json(),
-                "comment": request.comment,
+                "comment": &request.comment,
                 "status": receipt.status.as_str(),
             }))
         } else {
@@ -185,7 +197,7 @@ pub async fn my_grade(state: web::Data<AppState>, user: CurrentUser, path: web::
     let db = state.db.clone();
     let grade = web::block(move || -> Result<_, AppError> {
         let mut conn = db.conn()?;
-        let (project, _) = grader_context(&mut conn, &user, &slug)?;
+        let (project, _) = grader_context(&db, &mut conn, &user, &slug)?;
         let grade = grading::own_grade(&mut conn, item_id, user.id).map_err(crate::store::StoreError::from)?;
         let in_project = crate::store::items::find_by_id(&mut conn, item_id)?.is_some_and(|item| item.project_id == project.id);
         match grade {
@@ -212,7 +224,7 @@ pub async fn progress(state: web::Data<AppState>, user: CurrentUser, slug: web::
     let slug = slug.into_inner();
     let (graded_today, remaining) = web::block(move || -> Result<_, AppError> {
         let mut conn = db.conn()?;
-        let (project, _) = grader_context(&mut conn, &user, &slug)?;
+        let (project, _) = grader_context(&db, &mut conn, &user, &slug)?;
         let now = now_ms();
         Ok(grading::progress(&mut conn, &project, user.id, day_start(now), now).map_err(crate::store::StoreError::from)?)
     })

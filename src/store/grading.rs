@@ -11,7 +11,7 @@ use diesel::sql_types::BigInt;
 
 use super::audit::{self, AuditEntry};
 use super::models::{ItemRow, ProjectRow};
-use super::schema::{assignments, grades, items};
+use super::schema::{assignments, grades, item_status_counts, items};
 use super::workflow::{self, close_round, Cause, WorkflowError};
 use super::{DbConnection, StoreError};
 use crate::domain::answers::Answers;
@@ -438,12 +438,15 @@ fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    // Pending items are open to everyone; only items in grading need their places counted.
-    let pending: i64 = items::table
-        .filter(items::project_id.eq(project.id))
-        .filter(items::status.eq(ItemStatus::Pending.as_str()))
-        .count()
-        .get_result(conn)?;
+    // Pending items are open to everyone, and the triggers of `item_status_counts` keep
+    // their number; only items in grading need their places counted.
+    let pending: i64 = item_status_counts::table
+        .filter(item_status_counts::project_id.eq(project.id))
+        .filter(item_status_counts::status.eq(ItemStatus::Pending.as_str()))
+        .select(item_status_counts::n)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0);
     let in_grading = "SELECT COUNT(*) AS n FROM items i \
          WHERE i.project_id = {p} AND i.status = 'grading' \
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \

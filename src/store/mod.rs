@@ -20,7 +20,10 @@ pub mod projects;
 pub mod schema;
 pub mod users;
 pub mod workflow;
+pub mod writer;
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -61,6 +64,10 @@ pub enum StoreError {
     Migration(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the database did not commit the write: {0}")]
+    Commit(String),
+    #[error("the write was not applied because the database writer stopped; retry the request")]
+    WriterStopped,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -155,11 +162,14 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
-/// The connection pool and the backend it talks to; cheap to clone.
+/// The connection pool, the backend it talks to and, on SQLite, the group-commit writer;
+/// cheap to clone.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<ConnectionManager>,
     backend: Backend,
+    writer: Option<Arc<writer::Writer>>,
+    guidelines: Arc<RwLock<HashMap<i64, Arc<crate::domain::guideline::Guideline>>>>,
 }
 
 pub type Conn = PooledConnection<ConnectionManager>;
@@ -181,7 +191,46 @@ impl Database {
             .max_size(max_connections)
             .connection_timeout(Duration::from_secs(30))
             .build(ConnectionManager { url: url.to_string() })?;
-        Ok(Database { pool, backend })
+        let writer = match backend {
+            Backend::Sqlite => Some(Arc::new(writer::Writer::start(url)?)),
+            Backend::Postgres => None,
+        };
+        Ok(Database { pool, backend, writer, guidelines: Arc::default() })
+    }
+
+    /// Runs a write transaction and returns once it is durable.
+    ///
+    /// On SQLite the job goes to the group-commit writer ([`writer`]), which commits it
+    /// together with the other writes waiting at the time; on PostgreSQL it runs on a pooled
+    /// connection. Either way the job should open its own transaction, as it would on a plain
+    /// connection (on SQLite that becomes a savepoint of the batch).
+    pub fn write<T, E, F>(&self, job: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.run(job),
+            None => {
+                let mut conn = self.conn().map_err(E::from)?;
+                job(&mut conn)
+            }
+        }
+    }
+
+    /// The guideline stored under `id`, parsed once and then served from memory: a stored
+    /// guideline version never changes.
+    ///
+    /// Fails when the row is missing or its fields cannot be read.
+    pub fn guideline(&self, conn: &mut DbConnection, id: i64) -> StoreResult<Arc<crate::domain::guideline::Guideline>> {
+        if let Some(found) = self.guidelines.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return Ok(found.clone());
+        }
+        let (_, guideline) = guidelines::load(conn, id)?.ok_or_else(|| StoreError::Corrupt(format!("guideline {id} is missing")))?;
+        let guideline = Arc::new(guideline);
+        self.guidelines.write().unwrap_or_else(|e| e.into_inner()).insert(id, guideline.clone());
+        Ok(guideline)
     }
 
     pub fn backend(&self) -> Backend {

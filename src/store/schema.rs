@@ -173,6 +173,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    item_status_counts (project_id, status) {
+        project_id -> BigInt,
+        status -> Text,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(projects -> guidelines (guideline_id));
 diesel::joinable!(memberships -> projects (project_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -197,4 +205,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     model_runs,
     predictions,
     audit_events,
+    item_status_counts,
 );
