@@ -96,29 +96,33 @@ fn places_held(conn: &mut DbConnection, item_id: i64, round: i32, now: i64) -> Q
 /// (priority, then age) is the best pending candidate, and only the items in grading, a set
 /// bounded by the number of graders at work, need their places counted.
 fn choose_item(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64, excluded: &[i64]) -> QueryResult<Option<i64>> {
+    // Parameters: $1 study, $2 grader, $3 now, $4 overlap. SQLite numbers `$N` parameters in
+    // the order they first appear, so each text names them first in that order.
     const HELD: &str = "(SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                         AND (a.completed_at IS NOT NULL OR a.leased_until > {n}))";
+                         AND (a.completed_at IS NOT NULL OR a.leased_until > $3))";
     const IN_GRADING: &str = "SELECT i.id AS id, i.priority AS priority FROM items i \
-         WHERE i.project_id = {p} AND i.status = 'grading' {x} \
+         WHERE i.project_id = $1 AND i.status = 'grading' {x} \
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                           AND a.grader_id = {g} AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) \
-           AND {held} < {o} + i.extra_grades \
+                           AND a.grader_id = $2 AND (a.completed_at IS NOT NULL OR a.leased_until > $3)) \
+           AND {held} < $4 + i.extra_grades \
          ORDER BY i.priority DESC, {held} DESC, i.created_at ASC, i.id ASC \
          LIMIT 1";
     const PENDING: &str = "SELECT i.id AS id, i.priority AS priority FROM items i \
-         WHERE i.project_id = {p} AND i.status = 'pending' {x} \
+         WHERE i.project_id = $1 AND i.status = 'pending' {x} \
          ORDER BY i.priority DESC, i.created_at ASC, i.id ASC \
          LIMIT 1";
 
-    // Ids are integers, so writing them into the SQL text cannot inject anything.
+    // Ids are integers, so writing them into the SQL text cannot inject anything. The list is
+    // empty except when a PostgreSQL recount rejected a candidate.
     let exclusion = if excluded.is_empty() {
         String::new()
     } else {
         let ids: Vec<String> = excluded.iter().map(i64::to_string).collect();
         format!("AND i.id NOT IN ({})", ids.join(", "))
     };
-    let in_grading = query_candidate(conn, &IN_GRADING.replace("{held}", HELD), &exclusion, project, grader_id, now)?;
-    let pending = query_candidate(conn, PENDING, &exclusion, project, grader_id, now)?;
+    let in_grading = IN_GRADING.replace("{held}", HELD).replace("{x}", &exclusion);
+    let in_grading = query_candidate(conn, &in_grading, &[project.id, grader_id, now, i64::from(project.overlap)])?;
+    let pending = query_candidate(conn, &PENDING.replace("{x}", &exclusion), &[project.id])?;
     Ok(match (in_grading, pending) {
         (Some(grading), Some(pending)) if pending.priority > grading.priority => Some(pending.id),
         (Some(grading), _) => Some(grading.id),
@@ -134,28 +138,29 @@ struct CandidateRow {
     priority: f64,
 }
 
-/// Runs one candidate query; on PostgreSQL the row is locked, skipping rows other
-/// transactions hold. The values are integers written into the SQL text, which cannot inject
-/// anything and spares a parameter list that differs between the two queries.
-fn query_candidate(
-    conn: &mut DbConnection,
-    template: &str,
-    exclusion: &str,
-    project: &ProjectRow,
-    grader_id: i64,
-    now: i64,
-) -> QueryResult<Option<CandidateRow>> {
-    let sql = template
-        .replace("{x}", exclusion)
-        .replace("{p}", &project.id.to_string())
-        .replace("{g}", &grader_id.to_string())
-        .replace("{n}", &now.to_string())
-        .replace("{o}", &project.overlap.to_string());
+/// Runs one candidate query with its integer parameters bound as `$1`, `$2`, ...; on
+/// PostgreSQL the row is locked, skipping rows other transactions hold. The SQL text stays
+/// the same from request to request, so the prepared statement is reused.
+fn query_candidate(conn: &mut DbConnection, sql: &str, parameters: &[i64]) -> QueryResult<Option<CandidateRow>> {
     let rows: Vec<CandidateRow> = match conn {
-        DbConnection::Sqlite(c) => diesel::sql_query(sql).load(c)?,
-        DbConnection::Postgres(c) => diesel::sql_query(format!("{sql} FOR UPDATE OF i SKIP LOCKED")).load(c)?,
+        DbConnection::Sqlite(c) => bind_all(diesel::sql_query(sql).into_boxed(), parameters).load(c)?,
+        DbConnection::Postgres(c) => bind_all(diesel::sql_query(format!("{sql} FOR UPDATE OF i SKIP LOCKED")).into_boxed(), parameters).load(c)?,
     };
     Ok(rows.into_iter().next())
+}
+
+/// Binds integer parameters in order.
+fn bind_all<'f, DB: diesel::backend::Backend>(
+    mut query: diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>,
+    parameters: &[i64],
+) -> diesel::query_builder::BoxedSqlQuery<'f, DB, diesel::query_builder::SqlQuery>
+where
+    i64: diesel::serialize::ToSql<BigInt, DB>,
+{
+    for &value in parameters {
+        query = query.bind::<BigInt, _>(value);
+    }
+    query
 }
 
 /// Returns the grader's current lease in the study, renewed, or leases a new item; `None`
@@ -447,19 +452,21 @@ fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64
         .first(conn)
         .optional()?
         .unwrap_or(0);
-    let in_grading = "SELECT COUNT(*) AS n FROM items i \
-         WHERE i.project_id = {p} AND i.status = 'grading' \
+    // Parameters: $1 study, $2 grader, $3 now, $4 overlap, first named in that order (see
+    // `choose_item`).
+    const IN_GRADING: &str = "SELECT COUNT(*) AS n FROM items i \
+         WHERE i.project_id = $1 AND i.status = 'grading' \
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                           AND a.grader_id = {g} AND a.completed_at IS NOT NULL) \
+                           AND a.grader_id = $2 AND a.completed_at IS NOT NULL) \
            AND ((SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                AND (a.completed_at IS NOT NULL OR a.leased_until > {n})) < {o} + i.extra_grades \
+                AND (a.completed_at IS NOT NULL OR a.leased_until > $3)) < $4 + i.extra_grades \
                 OR EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                           AND a.grader_id = {g} AND a.leased_until > {n}))"
-        .replace("{p}", &project.id.to_string())
-        .replace("{g}", &grader_id.to_string())
-        .replace("{n}", &now.to_string())
-        .replace("{o}", &project.overlap.to_string());
-    let rows: Vec<CountRow> = diesel::sql_query(in_grading).load(conn)?;
+                           AND a.grader_id = $2 AND a.leased_until > $3))";
+    let parameters = [project.id, grader_id, now, i64::from(project.overlap)];
+    let rows: Vec<CountRow> = match conn {
+        DbConnection::Sqlite(c) => bind_all(diesel::sql_query(IN_GRADING).into_boxed(), &parameters).load(c)?,
+        DbConnection::Postgres(c) => bind_all(diesel::sql_query(IN_GRADING).into_boxed(), &parameters).load(c)?,
+    };
     Ok(pending + rows.first().map_or(0, |row| row.n))
 }
 
