@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -198,7 +200,6 @@ impl TestApp {
     /// Creates a study on the bundled DR guideline with `n_items` items, led by `lead_id`.
     pub fn create_study(&self, slug: &str, n_items: usize, overlap: i32, policy: &str, lead_id: i64) -> TestStudy {
         use quorum::domain::roles::ResolutionPolicy;
-        use quorum::store::models::NewItem;
         let mut conn = self.db.conn().expect("connection");
         let guideline = quorum::store::guidelines::find(&mut conn, "dr-screening", "1.0")
             .expect("query")
@@ -212,28 +213,33 @@ impl TestApp {
             policy_params: serde_json::json!({}),
         };
         let project = quorum::store::projects::create_project_with_lead(&mut conn, &spec, lead_id).expect("project");
-        let mut item_ids = Vec::with_capacity(n_items);
-        for i in 0..n_items {
-            let name = format!("image-{i:05}.jpg");
-            let sha = format!("{:064x}", i + 1);
-            let item = NewItem {
-                project_id: project.id,
-                name: &name,
-                sha256: &sha,
-                stored_path: "images/none.jpg",
-                byte_size: 1,
-                format: "jpg",
-                width: 1,
-                height: 1,
-                metadata: "{}",
-                status: "pending",
-                round: 0,
-                priority: 0.0,
-                created_at: i as i64,
-            };
-            item_ids.push(quorum::store::items::insert_item(&mut conn, &item).expect("item").id);
-        }
+        drop(conn);
+        let item_ids = (0..n_items).map(|i| self.insert_item(project.id, &format!("image-{i:05}.jpg"), i as i64, 0.0)).collect();
         TestStudy { slug: slug.to_string(), project_id: project.id, item_ids }
+    }
+
+    /// Inserts a pending item without an image file into a study and returns its id.
+    /// `number` makes its content hash unique and is its creation time.
+    pub fn insert_item(&self, project_id: i64, name: &str, number: i64, priority: f64) -> i64 {
+        use quorum::store::models::NewItem;
+        let mut conn = self.db.conn().expect("connection");
+        let sha = format!("{:064x}", number + 1);
+        let item = NewItem {
+            project_id,
+            name,
+            sha256: &sha,
+            stored_path: "images/none.jpg",
+            byte_size: 1,
+            format: "jpg",
+            width: 1,
+            height: 1,
+            metadata: "{}",
+            status: "pending",
+            round: 0,
+            priority,
+            created_at: number,
+        };
+        quorum::store::items::insert_item(&mut conn, &item).expect("item").id
     }
 
     /// Adds a user with a role to a study.
