@@ -239,6 +239,7 @@ fn arbitration_flow(backend: TestBackend) {
     let body: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(body["access"], "full");
     assert_eq!(body["reviewed_round"], 0);
+    assert_eq!(body["resolution"], Value::Null, "an item in arbitration has no resolution yet");
     let pseudonyms: Vec<&str> = body["grades"].as_array().expect("grades").iter().map(|g| g["pseudonym"].as_str().expect("name")).collect();
     assert_eq!(pseudonyms, ["Grader C", "Grader D", "Grader E"]);
     assert_eq!(body["grades"][0]["comment"], "grader 0 round 0");
@@ -283,6 +284,21 @@ fn arbitration_flow(backend: TestBackend) {
     assert_eq!(details["from"], "arbitration");
     assert_eq!(details["to"], "resolved");
     assert_eq!(details["resolution_id"], receipt["resolution_id"]);
+
+    // A review opened after the decision shows the final answer to seniors and leads.
+    for token in [&team.senior, &team.lead] {
+        let (status, body) = get_json(app, token, &format!("/api/v1/projects/study/items/{item}/review"));
+        assert_eq!(status, 200);
+        let resolved = &body["resolution"];
+        assert_eq!(resolved["resolution_id"], receipt["resolution_id"]);
+        assert_eq!(resolved["method"], "arbitration");
+        assert_eq!(resolved["decided_by"], "Grader B", "the senior is named by pseudonym");
+        assert_eq!(resolved["reason"], "haemorrhages in four quadrants");
+        assert_eq!(resolved["rounds_used"], 1);
+        assert_eq!(resolved["answers"]["dr_severity"], "3");
+        assert!(resolved["created_at"].as_i64().is_some_and(|t| t > 0));
+    }
+    assert_eq!(review(app, &team.graders[0], item).0, 403, "graders get no review of a resolved item");
 
     assert_eq!(post(app, &team.senior, item, "arbitration", valid).0, 409, "a resolved item is not arbitrated again");
     let (_, queue) = get_json(app, &team.senior, "/api/v1/projects/study/arbitration");
