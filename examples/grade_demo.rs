@@ -63,7 +63,8 @@ fn main() -> anyhow::Result<()> {
     );
     for item in &outcome.items {
         let review = api.get_json(&team.lead, &format!("/api/v1/projects/{slug}/items/{}/review", item.item_id))?;
-        println!("  {:<24} pattern {}  {}", item.name, item.pattern, review["status"].as_str().unwrap_or("?"));
+        let method = review["resolution"]["method"].as_str().unwrap_or("-");
+        println!("  {:<24} pattern {}  {:<9} {method}", item.name, item.pattern, review["status"].as_str().unwrap_or("?"));
     }
     Ok(())
 }

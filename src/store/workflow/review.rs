@@ -79,7 +79,7 @@ pub fn named_grades(conn: &mut DbConnection, project_id: i64, item_id: i64, roun
 }
 
 /// Loads the first-round answers to every single-choice field across the study, the input
-/// of the Dawid-Skene advice.
+/// of the Dawid-Skene advice and of the study aggregate API.
 ///
 /// Items still in their first grading round are left out, so the advice is computed only
 /// from grades that no longer fall under blinding.
