@@ -44,8 +44,12 @@ fn main() -> anyhow::Result<()> {
         let names: Vec<&str> = POLICIES.iter().map(|run| run.name).collect();
         format!("policy {:?} is unknown: use one of {}", args.policy, names.join(", "))
     })?;
-    let text = std::fs::read_to_string(&args.credentials)
-        .with_context(|| format!("reading {}; give the demo's file with --credentials", args.credentials.display()))?;
+    let text = std::fs::read_to_string(&args.credentials).with_context(|| {
+        format!(
+            "reading {}; give the demo's file with --credentials",
+            args.credentials.display()
+        )
+    })?;
     let credentials = Credentials::parse(&text).with_context(|| format!("reading {}", args.credentials.display()))?;
     let (photographs, _) = quorum::demo::seed_files()?;
     let slug = args.slug.unwrap_or_else(|| format!("demo-{}", run.name));
@@ -62,9 +66,17 @@ fn main() -> anyhow::Result<()> {
         outcome.excluded.map_or_else(|| "none".to_string(), |id| id.to_string())
     );
     for item in &outcome.items {
-        let review = api.get_json(&team.lead, &format!("/api/v1/projects/{slug}/items/{}/review", item.item_id))?;
+        let review = api.get_json(
+            &team.lead,
+            &format!("/api/v1/projects/{slug}/items/{}/review", item.item_id),
+        )?;
         let method = review["resolution"]["method"].as_str().unwrap_or("-");
-        println!("  {:<24} pattern {}  {:<9} {method}", item.name, item.pattern, review["status"].as_str().unwrap_or("?"));
+        println!(
+            "  {:<24} pattern {}  {:<9} {method}",
+            item.name,
+            item.pattern,
+            review["status"].as_str().unwrap_or("?")
+        );
     }
     Ok(())
 }

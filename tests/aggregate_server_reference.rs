@@ -46,8 +46,10 @@ struct LoadedCase {
 
 /// Guideline TOML with one ordinal field whose options are the case's categories in order.
 fn guideline_toml(key: &str, categories: &[String]) -> String {
-    let options: Vec<String> =
-        categories.iter().map(|category| format!("{{ value = \"{category}\", label = \"{category}\" }}")).collect();
+    let options: Vec<String> = categories
+        .iter()
+        .map(|category| format!("{{ value = \"{category}\", label = \"{category}\" }}"))
+        .collect();
     format!(
         "key = \"{key}\"\nversion = \"1\"\ntitle = \"Reference case {key}\"\n\n[[fields]]\nname = \"{FIELD}\"\n\
          label = \"Label\"\nkind = \"ordinal\"\noptions = [{}]\n",
@@ -60,21 +62,38 @@ fn guideline_toml(key: &str, categories: &[String]) -> String {
 fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
     let id = case["id"].as_str().expect("id");
     let app = TestApp::spawn(backend);
-    let categories: Vec<String> = case["categories"].as_array().expect("categories").iter().map(category_text).collect();
+    let categories: Vec<String> = case["categories"]
+        .as_array()
+        .expect("categories")
+        .iter()
+        .map(category_text)
+        .collect();
     let ratings: Vec<Vec<Option<String>>> = case["ratings"]
         .as_array()
         .expect("ratings")
         .iter()
-        .map(|row| row.as_array().expect("row").iter().map(|cell| (!cell.is_null()).then(|| category_text(cell))).collect())
+        .map(|row| {
+            row.as_array()
+                .expect("row")
+                .iter()
+                .map(|cell| (!cell.is_null()).then(|| category_text(cell)))
+                .collect()
+        })
         .collect();
     let counts: Vec<usize> = ratings.iter().map(|row| row.iter().flatten().count()).collect();
     let most = counts.iter().copied().max().expect("items");
-    let fewest = counts.iter().copied().filter(|count| *count > 0).min().expect("rated items");
+    let fewest = counts
+        .iter()
+        .copied()
+        .filter(|count| *count > 0)
+        .min()
+        .expect("rated items");
 
     let key = id.replace('_', "-");
     {
         let mut conn = app.db.conn().expect("connection");
-        quorum::store::guidelines::store_guideline(&mut conn, &guideline_toml(&key, &categories)).expect("store guideline");
+        quorum::store::guidelines::store_guideline(&mut conn, &guideline_toml(&key, &categories))
+            .expect("store guideline");
     }
     app.create_user("admin", PASSWORD, true);
     let lead = app.login("admin", PASSWORD);
@@ -87,11 +106,18 @@ fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
             "overlap": most, "policy": "senior-arbitration",
         }),
     );
-    assert_eq!(created.status(), 201, "{id}: create study: {}", created.text().unwrap_or_default());
+    assert_eq!(
+        created.status(),
+        201,
+        "{id}: create study: {}",
+        created.text().unwrap_or_default()
+    );
 
     let project = {
         let mut conn = app.db.conn().expect("connection");
-        quorum::store::projects::find_by_slug(&mut conn, &slug).expect("query").expect("study")
+        quorum::store::projects::find_by_slug(&mut conn, &slug)
+            .expect("query")
+            .expect("study")
     };
     let names: Vec<String> = (0..ratings.len()).map(|index| format!("i{index}")).collect();
     app.insert_items(project.id, &names);
@@ -130,9 +156,16 @@ fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
         items::table
             .filter(items::project_id.eq(project.id))
             .filter(items::status.eq_any(["grading", "pending"]))
-            .filter(items::name.ne_all(
-                counts.iter().enumerate().filter(|(_, count)| **count == 0).map(|(index, _)| format!("i{index}")).collect::<Vec<_>>(),
-            ))
+            .filter(
+                items::name.ne_all(
+                    counts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, count)| **count == 0)
+                        .map(|(index, _)| format!("i{index}"))
+                        .collect::<Vec<_>>(),
+                ),
+            )
             .count()
             .get_result(&mut conn)
             .expect("count items")
@@ -144,11 +177,19 @@ fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
         .map(|(membership, username)| (username, membership.pseudonym))
         .collect();
     drop(conn);
-    LoadedCase { app, slug, lead, pseudonyms }
+    LoadedCase {
+        app,
+        slug,
+        lead,
+        pseudonyms,
+    }
 }
 
 fn aggregate(loaded: &LoadedCase, query: &str) -> Value {
-    let response = loaded.app.get(&format!("/api/v1/projects/{}/aggregate?field={FIELD}&{query}", loaded.slug), &loaded.lead);
+    let response = loaded.app.get(
+        &format!("/api/v1/projects/{}/aggregate?field={FIELD}&{query}", loaded.slug),
+        &loaded.lead,
+    );
     assert_eq!(response.status(), 200, "aggregate {query}");
     response.json().expect("json")
 }
@@ -166,22 +207,47 @@ fn actual_labels(output: &Value) -> Vec<(String, String)> {
 
 /// Checks a Dawid-Skene response against one `expected` block of the reference.
 fn check_dawid_skene(loaded: &LoadedCase, case: &Value, output: &Value, expected: &Value, context: &str) {
-    assert_eq!(actual_labels(output), expected_labels(case, &expected["labels"]), "{context}: labels");
-    assert_eq!(output["iterations_run"], expected["iterations_run"], "{context}: iterations run");
-    let modeled: Vec<String> = expected["categories_modeled"].as_array().expect("modeled").iter().map(category_text).collect();
+    assert_eq!(
+        actual_labels(output),
+        expected_labels(case, &expected["labels"]),
+        "{context}: labels"
+    );
+    assert_eq!(
+        output["iterations_run"], expected["iterations_run"],
+        "{context}: iterations run"
+    );
+    let modeled: Vec<String> = expected["categories_modeled"]
+        .as_array()
+        .expect("modeled")
+        .iter()
+        .map(category_text)
+        .collect();
     for (category, prior) in modeled.iter().zip(expected["priors"].as_array().expect("priors")) {
         let actual = output["priors"][category].as_f64().unwrap_or(f64::NAN);
         let wanted = prior.as_f64().expect("prior");
-        assert!((actual - wanted).abs() <= TOLERANCE, "{context}: prior of {category}: {actual} vs {wanted}");
+        assert!(
+            (actual - wanted).abs() <= TOLERANCE,
+            "{context}: prior of {category}: {actual} vs {wanted}"
+        );
     }
     let accuracies = expected["rater_accuracy"].as_object().expect("accuracies");
-    assert_eq!(output["rater_accuracy"].as_object().map(|a| a.len()), Some(accuracies.len()), "{context}: graders");
+    assert_eq!(
+        output["rater_accuracy"].as_object().map(|a| a.len()),
+        Some(accuracies.len()),
+        "{context}: graders"
+    );
     for (rater, accuracy) in accuracies {
         let pseudonym = &loaded.pseudonyms[rater];
         let actual = output["rater_accuracy"][pseudonym].as_f64().unwrap_or(f64::NAN);
         let wanted = accuracy.as_f64().expect("accuracy");
-        assert!((actual - wanted).abs() <= TOLERANCE, "{context}: accuracy of {rater} ({pseudonym}): {actual} vs {wanted}");
-        assert!(output["confusion"][pseudonym].is_array(), "{context}: confusion matrix of {pseudonym}");
+        assert!(
+            (actual - wanted).abs() <= TOLERANCE,
+            "{context}: accuracy of {rater} ({pseudonym}): {actual} vs {wanted}"
+        );
+        assert!(
+            output["confusion"][pseudonym].is_array(),
+            "{context}: confusion matrix of {pseudonym}"
+        );
     }
 }
 
@@ -191,10 +257,20 @@ fn check_case(backend: TestBackend, case: &Value) {
 
     let majority = aggregate(&loaded, "method=majority");
     assert_eq!(majority["method"], "majority");
-    assert_eq!(actual_labels(&majority), expected_labels(case, &case["expected"]["majority_vote"]), "{id}: majority labels");
+    assert_eq!(
+        actual_labels(&majority),
+        expected_labels(case, &case["expected"]["majority_vote"]),
+        "{id}: majority labels"
+    );
 
     let converged = aggregate(&loaded, "method=dawid-skene");
-    check_dawid_skene(&loaded, case, &converged, &case["expected"]["dawid_skene"], &format!("{id} dawid-skene"));
+    check_dawid_skene(
+        &loaded,
+        case,
+        &converged,
+        &case["expected"]["dawid_skene"],
+        &format!("{id} dawid-skene"),
+    );
 
     let fixed = &case["expected"]["dawid_skene_fixed_iterations"];
     let iterations = fixed["iterations_run"].as_u64().expect("iterations");
@@ -204,7 +280,11 @@ fn check_case(backend: TestBackend, case: &Value) {
 
 fn reference_cases(backend: TestBackend) {
     let cases = study_cases();
-    assert_eq!(cases.len(), 9, "reference cases with aggregation results and one column per grader");
+    assert_eq!(
+        cases.len(),
+        9,
+        "reference cases with aggregation results and one column per grader"
+    );
     for case in &cases {
         check_case(backend, case);
     }
@@ -212,15 +292,22 @@ fn reference_cases(backend: TestBackend) {
 
 /// Loads a small case and returns it with the token of a grader of the study.
 fn small_study(backend: TestBackend) -> (LoadedCase, String) {
-    let case = cases().into_iter().find(|case| case["id"] == "edge_all_agree").expect("edge_all_agree case");
+    let case = cases()
+        .into_iter()
+        .find(|case| case["id"] == "edge_all_agree")
+        .expect("edge_all_agree case");
     let loaded = load_case(backend, &case);
     let grader_id = loaded.app.create_user("grader", PASSWORD, false);
     let project_id = {
         let mut conn = loaded.app.db.conn().expect("connection");
-        quorum::store::projects::find_by_slug(&mut conn, &loaded.slug).expect("query").expect("study").id
+        quorum::store::projects::find_by_slug(&mut conn, &loaded.slug)
+            .expect("query")
+            .expect("study")
+            .id
     };
     let mut conn = loaded.app.db.conn().expect("connection");
-    quorum::store::projects::set_member(&mut conn, project_id, grader_id, quorum::domain::roles::Role::Grader).expect("member");
+    quorum::store::projects::set_member(&mut conn, project_id, grader_id, quorum::domain::roles::Role::Grader)
+        .expect("member");
     drop(conn);
     let grader = loaded.app.login("grader", PASSWORD);
     (loaded, grader)
@@ -247,7 +334,10 @@ fn rejections(backend: TestBackend) {
         assert_eq!(response.status(), 422, "{query}");
         let body: Value = response.json().expect("json");
         assert_eq!(body["error"]["field"], parameter, "{query}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{query}");
+        assert!(
+            body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{query}"
+        );
     }
 }
 
@@ -257,11 +347,15 @@ fn first_round_is_left_out(backend: TestBackend) {
     let before = aggregate(&loaded, "method=majority");
     let project = {
         let mut conn = loaded.app.db.conn().expect("connection");
-        quorum::store::projects::find_by_slug(&mut conn, &loaded.slug).expect("query").expect("study")
+        quorum::store::projects::find_by_slug(&mut conn, &loaded.slug)
+            .expect("query")
+            .expect("study")
     };
     // The highest priority makes it the grader's next item.
     let item_id = loaded.app.insert_item(project.id, "fresh", 999_999, 100.0);
-    let next = loaded.app.get(&format!("/api/v1/projects/{}/next", loaded.slug), &grader);
+    let next = loaded
+        .app
+        .get(&format!("/api/v1/projects/{}/next", loaded.slug), &grader);
     assert_eq!(next.status(), 200, "the new item is offered");
     assert_eq!(next.json::<Value>().expect("json")["item_id"], item_id);
     let response = loaded.app.post_json(
@@ -271,9 +365,15 @@ fn first_round_is_left_out(backend: TestBackend) {
     );
     assert_eq!(response.status(), 201, "grade: {}", response.text().unwrap_or_default());
     let after = aggregate(&loaded, "method=majority");
-    assert!(after["labels"].get("fresh").is_none(), "an item in its first round is not aggregated");
+    assert!(
+        after["labels"].get("fresh").is_none(),
+        "an item in its first round is not aggregated"
+    );
     assert_eq!(after["items"], before["items"]);
-    assert_eq!(after["graders"], before["graders"], "the new grader has no grade past blinding");
+    assert_eq!(
+        after["graders"], before["graders"],
+        "the new grader has no grade past blinding"
+    );
 }
 
 #[test]
@@ -292,13 +392,19 @@ fn sqlite_aggregate_leaves_out_first_round() {
 }
 
 #[test]
-#[cfg_attr(not(quorum_postgres_tests), ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test")]
+#[cfg_attr(
+    not(quorum_postgres_tests),
+    ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test"
+)]
 fn postgres_aggregate_matches_reference() {
     reference_cases(TestBackend::Postgres);
 }
 
 #[test]
-#[cfg_attr(not(quorum_postgres_tests), ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test")]
+#[cfg_attr(
+    not(quorum_postgres_tests),
+    ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test"
+)]
 fn postgres_aggregate_rejects_bad_requests() {
     rejections(TestBackend::Postgres);
 }

@@ -42,7 +42,13 @@ fn check_audit_trail(app: &TestApp, actors: &Actors, policy: &str) {
     let rows: Vec<EventRow> = audit_events::table
         .filter(audit_events::project_id.eq(actors.project_id))
         .order(audit_events::id.asc())
-        .select((audit_events::action, audit_events::object_type, audit_events::object_id, audit_events::actor_id, audit_events::details))
+        .select((
+            audit_events::action,
+            audit_events::object_type,
+            audit_events::object_id,
+            audit_events::actor_id,
+            audit_events::details,
+        ))
         .load(&mut conn)
         .expect("audit events");
     let events: Vec<Event> = rows
@@ -65,7 +71,10 @@ fn check_audit_trail(app: &TestApp, actors: &Actors, policy: &str) {
     assert!(grade_rows.len() >= 56 * 3, "{policy}: only {} grades", grade_rows.len());
     for (grade_id, grader_id) in &grade_rows {
         let recorded = events.iter().any(|event| {
-            event.kind == "grade" && event.object == Some(*grade_id) && event.actor == Some(*grader_id) && event.action.starts_with("grade.")
+            event.kind == "grade"
+                && event.object == Some(*grade_id)
+                && event.actor == Some(*grader_id)
+                && event.action.starts_with("grade.")
         });
         assert!(recorded, "{policy}: grade {grade_id} has no audit event");
     }
@@ -77,7 +86,9 @@ fn check_audit_trail(app: &TestApp, actors: &Actors, policy: &str) {
         .load(&mut conn)
         .expect("resolutions");
     for resolution_id in &resolution_ids {
-        let recorded = events.iter().any(|event| event.kind == "item" && event.details["resolution_id"] == *resolution_id);
+        let recorded = events
+            .iter()
+            .any(|event| event.kind == "item" && event.details["resolution_id"] == *resolution_id);
         assert!(recorded, "{policy}: resolution {resolution_id} has no audit event");
     }
 
@@ -90,16 +101,33 @@ fn check_audit_trail(app: &TestApp, actors: &Actors, policy: &str) {
         .collect();
     for (&item_id, final_status) in &stored {
         let mut status = "pending".to_string();
-        for event in events.iter().filter(|event| event.kind == "item" && event.object == Some(item_id)) {
+        for event in events
+            .iter()
+            .filter(|event| event.kind == "item" && event.object == Some(item_id))
+        {
             let action = &event.action;
             // The upload records the item's arrival; it is no transition.
             if action == "item.imported" {
-                assert_eq!(status, "pending", "{policy}: item {item_id} is imported before anything happens to it");
-                assert_eq!(event.actor, Some(actors.lead_id), "{policy}: item {item_id}: the lead uploaded it");
+                assert_eq!(
+                    status, "pending",
+                    "{policy}: item {item_id} is imported before anything happens to it"
+                );
+                assert_eq!(
+                    event.actor,
+                    Some(actors.lead_id),
+                    "{policy}: item {item_id}: the lead uploaded it"
+                );
                 continue;
             }
-            assert_eq!(event.details["from"], status.as_str(), "{policy}: item {item_id}: {action} starts from the state before it");
-            assert!(event.details["reason"].as_str().is_some_and(|r| !r.is_empty()), "{policy}: item {item_id}: {action} has no reason");
+            assert_eq!(
+                event.details["from"],
+                status.as_str(),
+                "{policy}: item {item_id}: {action} starts from the state before it"
+            );
+            assert!(
+                event.details["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{policy}: item {item_id}: {action} has no reason"
+            );
             let expected_actor = match action.as_str() {
                 "item.resolved" | "item.to_arbitration" | "item.to_adjudication" | "item.grader_added" => None,
                 "item.arbitrated" => Some(actors.senior_id),
@@ -107,10 +135,16 @@ fn check_audit_trail(app: &TestApp, actors: &Actors, policy: &str) {
                 "item.grading_started" => event.actor,
                 other => panic!("{policy}: unknown item action {other}"),
             };
-            assert_eq!(event.actor, expected_actor, "{policy}: item {item_id}: actor of {action}");
+            assert_eq!(
+                event.actor, expected_actor,
+                "{policy}: item {item_id}: actor of {action}"
+            );
             status = event.details["to"].as_str().expect("to").to_string();
         }
-        assert_eq!(&status, final_status, "{policy}: item {item_id}: the audit trail ends in the stored status");
+        assert_eq!(
+            &status, final_status,
+            "{policy}: item {item_id}: the audit trail ends in the stored status"
+        );
     }
 }
 
@@ -119,12 +153,18 @@ fn check_audit_trail(app: &TestApp, actors: &Actors, policy: &str) {
 fn check_outcome(app: &TestApp, run: &PolicyRun, outcome: &StudyOutcome) {
     let policy = run.name;
     assert_eq!(outcome.items.len(), 56, "{policy}: every demo photograph was uploaded");
-    let excluded = outcome.excluded.unwrap_or_else(|| panic!("{policy}: nothing went to arbitration, so nothing was excluded"));
+    let excluded = outcome
+        .excluded
+        .unwrap_or_else(|| panic!("{policy}: nothing went to arbitration, so nothing was excluded"));
     assert!(outcome.arbitrations > 0, "{policy}: the senior arbitrated nothing");
 
     let mut conn = app.db.conn().expect("connection");
     for item in &outcome.items {
-        let status: String = items::table.find(item.item_id).select(items::status).first(&mut conn).expect("item");
+        let status: String = items::table
+            .find(item.item_id)
+            .select(items::status)
+            .first(&mut conn)
+            .expect("item");
         if item.item_id == excluded {
             assert_eq!(status, "excluded", "{policy}: {}", item.name);
             continue;
@@ -136,14 +176,25 @@ fn check_outcome(app: &TestApp, run: &PolicyRun, outcome: &StudyOutcome) {
             .select((resolutions::method, resolutions::rounds_used))
             .first(&mut conn)
             .expect("resolution");
-        assert_eq!(method, run.methods[item.pattern], "{policy}: method of {} (pattern {})", item.name, item.pattern);
-        assert_eq!(rounds_used, run.rounds[item.pattern], "{policy}: rounds of {} (pattern {})", item.name, item.pattern);
+        assert_eq!(
+            method, run.methods[item.pattern],
+            "{policy}: method of {} (pattern {})",
+            item.name, item.pattern
+        );
+        assert_eq!(
+            rounds_used, run.rounds[item.pattern],
+            "{policy}: rounds of {} (pattern {})",
+            item.name, item.pattern
+        );
     }
 }
 
 fn user_id(app: &TestApp, username: &str) -> i64 {
     let mut conn = app.db.conn().expect("connection");
-    quorum::store::users::find_by_username(&mut conn, username).expect("query").expect("user").id
+    quorum::store::users::find_by_username(&mut conn, username)
+        .expect("query")
+        .expect("user")
+        .id
 }
 
 fn all_policies(backend: TestBackend) {
@@ -171,9 +222,21 @@ fn all_policies(backend: TestBackend) {
         check_outcome(&app, run, &outcome);
         let project_id: i64 = {
             let mut conn = app.db.conn().expect("connection");
-            projects::table.filter(projects::slug.eq(&slug)).select(projects::id).first(&mut conn).expect("study")
+            projects::table
+                .filter(projects::slug.eq(&slug))
+                .select(projects::id)
+                .first(&mut conn)
+                .expect("study")
         };
-        check_audit_trail(&app, &Actors { project_id, lead_id, senior_id }, run.name);
+        check_audit_trail(
+            &app,
+            &Actors {
+                project_id,
+                lead_id,
+                senior_id,
+            },
+            run.name,
+        );
     }
 }
 
@@ -183,7 +246,10 @@ fn sqlite_demo_study_under_every_policy() {
 }
 
 #[test]
-#[cfg_attr(not(quorum_postgres_tests), ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test")]
+#[cfg_attr(
+    not(quorum_postgres_tests),
+    ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test"
+)]
 fn postgres_demo_study_under_every_policy() {
     all_policies(TestBackend::Postgres);
 }

@@ -393,6 +393,13 @@ fn adjudication_flow(backend: TestBackend) {
     assert_eq!(item_state(app, item), ("resolved".to_string(), 1));
     let stored = resolution(app, item).expect("resolution");
     assert_eq!((stored.0.as_str(), stored.1, stored.2), ("adjudication", None, 2));
+    let (_, body) = get_json(app, &team.senior, &format!("/api/v1/projects/study/items/{item}/review"));
+    let resolved = &body["resolution"];
+    assert_eq!(resolved["method"], "adjudication");
+    assert_eq!(resolved["decided_by"], Value::Null, "the policy decided, not a senior");
+    assert_eq!(resolved["rounds_used"], 2);
+    assert_eq!(resolved["answers"]["dr_severity"], "2");
+    assert!(resolved["reason"].as_str().is_some_and(|reason| reason.contains("every field unanimous")), "{resolved}");
     let actions: Vec<String> = item_events(app, item).into_iter().map(|(action, _, _)| action).collect();
     assert_eq!(actions, ["item.grading_started", "item.to_adjudication", "item.resolved"]);
     assert_eq!(review(app, &team.graders[0], item).0, 403, "review closes with adjudication");

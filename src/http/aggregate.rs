@@ -25,28 +25,42 @@ use crate::store::workflow::review::{advice_ratings, distinct_pseudonyms, item_n
 use crate::store::{guidelines, Conn};
 
 /// Note returned with every aggregate.
-const AGGREGATE_NOTE: &str = "computed from the first-round grades of items whose first round closed; a suggestion for \
+const AGGREGATE_NOTE: &str =
+    "computed from the first-round grades of items whose first round closed; a suggestion for \
                               the reviewer, not a resolution";
 
 fn invalid(parameter: &str, message: String, allowed: Vec<String>) -> AppError {
-    AppError::Unprocessable { field: parameter.to_string(), message, allowed }
+    AppError::Unprocessable {
+        field: parameter.to_string(),
+        message,
+        allowed,
+    }
 }
 
 /// Reads `method` and `iterations`; the field is checked against the guideline later.
 fn parse_method(query: &HashMap<String, String>) -> Result<FieldMethod, AppError> {
     let allowed = vec!["majority".to_string(), "dawid-skene".to_string()];
     let method = query.get("method").ok_or_else(|| {
-        invalid("method", "method is missing: give method=majority or method=dawid-skene".into(), allowed.clone())
+        invalid(
+            "method",
+            "method is missing: give method=majority or method=dawid-skene".into(),
+            allowed.clone(),
+        )
     })?;
     let iterations = match query.get("iterations") {
         None => None,
-        Some(text) => Some(text.parse::<usize>().ok().filter(|n| (1..=MAX_ITERATIONS).contains(n)).ok_or_else(|| {
-            invalid(
-                "iterations",
-                format!("iterations {text:?} is invalid: give a whole number from 1 to {MAX_ITERATIONS}"),
-                vec![],
-            )
-        })?),
+        Some(text) => Some(
+            text.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_ITERATIONS).contains(n))
+                .ok_or_else(|| {
+                    invalid(
+                        "iterations",
+                        format!("iterations {text:?} is invalid: give a whole number from 1 to {MAX_ITERATIONS}"),
+                        vec![],
+                    )
+                })?,
+        ),
     };
     match method.as_str() {
         "majority" if iterations.is_some() => Err(invalid(
@@ -59,16 +73,28 @@ fn parse_method(query: &HashMap<String, String>) -> Result<FieldMethod, AppError
             Some(iterations) => Stopping::Fixed { iterations },
             None => Stopping::default(),
         })),
-        other => Err(invalid("method", format!("method {other:?} is unknown: use majority or dawid-skene"), allowed)),
+        other => Err(invalid(
+            "method",
+            format!("method {other:?} is unknown: use majority or dawid-skene"),
+            allowed,
+        )),
     }
 }
 
 /// Checks that `query` names a single-choice field of the guideline and returns its name.
 fn parse_field<'a>(query: &'a HashMap<String, String>, guideline: &Guideline) -> Result<&'a str, AppError> {
-    let allowed: Vec<String> =
-        guideline.fields.iter().filter(|f| f.kind.is_single_choice()).map(|f| f.name.clone()).collect();
+    let allowed: Vec<String> = guideline
+        .fields
+        .iter()
+        .filter(|f| f.kind.is_single_choice())
+        .map(|f| f.name.clone())
+        .collect();
     let name = query.get("field").ok_or_else(|| {
-        invalid("field", "field is missing: name a single-choice field of the guideline".into(), allowed.clone())
+        invalid(
+            "field",
+            "field is missing: name a single-choice field of the guideline".into(),
+            allowed.clone(),
+        )
     })?;
     match guideline.field(name) {
         Some(field) if field.kind.is_single_choice() => Ok(name),
@@ -79,7 +105,10 @@ fn parse_field<'a>(query: &'a HashMap<String, String>, guideline: &Guideline) ->
         )),
         None => Err(invalid(
             "field",
-            format!("field {name:?} is not in guideline {}: name one of its single-choice fields", guideline.key),
+            format!(
+                "field {name:?} is not in guideline {}: name one of its single-choice fields",
+                guideline.key
+            ),
             allowed,
         )),
     }
@@ -91,9 +120,17 @@ fn keyed(keys: &[String], values: impl IntoIterator<Item = Value>) -> Value {
 }
 
 /// Builds the response body; items are named by their image name and graders by pseudonym.
-fn aggregate_json(result: &FieldAggregate, field: &str, item_names: &HashMap<i64, String>, graders: &[String]) -> Value {
-    let items: Vec<String> =
-        result.items.iter().map(|id| item_names.get(id).cloned().unwrap_or_else(|| format!("item {id}"))).collect();
+fn aggregate_json(
+    result: &FieldAggregate,
+    field: &str,
+    item_names: &HashMap<i64, String>,
+    graders: &[String],
+) -> Value {
+    let items: Vec<String> = result
+        .items
+        .iter()
+        .map(|id| item_names.get(id).cloned().unwrap_or_else(|| format!("item {id}")))
+        .collect();
     let labels = keyed(&items, (0..items.len()).map(|index| json!(result.label_text(index))));
     let mut body = json!({
         "field": field,
@@ -109,8 +146,11 @@ fn aggregate_json(result: &FieldAggregate, field: &str, item_names: &HashMap<i64
             body["rater_agreement"] = keyed(graders, rater_agreement.iter().map(|share| json!(share)));
         }
         FieldEstimate::DawidSkene(estimate) => {
-            let modeled: Vec<String> =
-                estimate.categories_modeled.iter().map(|&category| result.options[category].clone()).collect();
+            let modeled: Vec<String> = estimate
+                .categories_modeled
+                .iter()
+                .map(|&category| result.options[category].clone())
+                .collect();
             body["method"] = json!("dawid-skene");
             body["categories_modeled"] = json!(modeled);
             body["priors"] = keyed(&modeled, estimate.priors.iter().map(|prior| json!(prior)));
@@ -122,7 +162,12 @@ fn aggregate_json(result: &FieldAggregate, field: &str, item_names: &HashMap<i64
     body
 }
 
-fn load_aggregate(conn: &mut Conn, user: &CurrentUser, slug: &str, query: &HashMap<String, String>) -> Result<Value, AppError> {
+fn load_aggregate(
+    conn: &mut Conn,
+    user: &CurrentUser,
+    slug: &str,
+    query: &HashMap<String, String>,
+) -> Result<Value, AppError> {
     let (project, role) = project_for(conn, user, slug)?;
     if !may_oversee(role, user.is_admin) {
         return Err(AppError::Forbidden(format!(
@@ -130,10 +175,16 @@ fn load_aggregate(conn: &mut Conn, user: &CurrentUser, slug: &str, query: &HashM
         )));
     }
     let method = parse_method(query)?;
-    let (_, guideline) = guidelines::load(conn, project.guideline_id)?
-        .ok_or_else(|| AppError::internal(format!("guideline {} of study {} is missing", project.guideline_id, project.slug)))?;
+    let (_, guideline) = guidelines::load(conn, project.guideline_id)?.ok_or_else(|| {
+        AppError::internal(format!(
+            "guideline {} of study {} is missing",
+            project.guideline_id, project.slug
+        ))
+    })?;
     let name = parse_field(query, &guideline)?;
-    let field = guideline.field(name).ok_or_else(|| AppError::internal(format!("field {name} vanished from the guideline")))?;
+    let field = guideline
+        .field(name)
+        .ok_or_else(|| AppError::internal(format!("field {name} vanished from the guideline")))?;
 
     let mut ratings = advice_ratings(conn, project.id, &guideline)?;
     let field_ratings = ratings.remove(name).unwrap_or_default();

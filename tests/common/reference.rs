@@ -28,7 +28,13 @@ pub fn expected_labels(case: &Value, labels: &Value) -> Vec<(String, String)> {
         .expect("labels")
         .iter()
         .enumerate()
-        .filter(|(item, _)| ratings[*item].as_array().expect("row").iter().any(|cell| !cell.is_null()))
+        .filter(|(item, _)| {
+            ratings[*item]
+                .as_array()
+                .expect("row")
+                .iter()
+                .any(|cell| !cell.is_null())
+        })
         .map(|(item, label)| (format!("i{item}"), category_text(label)))
         .collect();
     expected.sort();

@@ -40,7 +40,10 @@ impl Credentials {
             let [role, username, password] = parts[..] else {
                 bail!("line {} is not `role username password`", number + 1);
             };
-            let account = Account { username: username.to_string(), password: password.to_string() };
+            let account = Account {
+                username: username.to_string(),
+                password: password.to_string(),
+            };
             match role {
                 "lead" => lead = Some(account),
                 "senior" => senior = Some(account),
@@ -48,7 +51,11 @@ impl Credentials {
                 other => bail!("line {} names the unknown role {other:?}", number + 1),
             }
         }
-        ensure!(graders.len() == 3, "the credentials list {} graders; the script needs the 3 demo graders", graders.len());
+        ensure!(
+            graders.len() == 3,
+            "the credentials list {} graders; the script needs the 3 demo graders",
+            graders.len()
+        );
         Ok(Credentials {
             lead: lead.context("the credentials name no lead")?,
             senior: senior.context("the credentials name no senior")?,
@@ -111,7 +118,13 @@ pub const POLICIES: [PolicyRun; 6] = [
         name: "adjudication",
         policy: "adjudication",
         params: r#"{"adjudication_rounds": 2}"#,
-        methods: ["unanimous", "adjudication", "arbitration", "adjudication", "adjudication"],
+        methods: [
+            "unanimous",
+            "adjudication",
+            "arbitration",
+            "adjudication",
+            "adjudication",
+        ],
         rounds: [1, 2, 3, 2, 2],
     },
     PolicyRun {
@@ -119,7 +132,13 @@ pub const POLICIES: [PolicyRun; 6] = [
         name: "adjudication-escalation",
         policy: "adjudication",
         params: r#"{"adjudication_rounds": 2, "escalation": {"field": "dr_severity", "arbitration_max_steps": 1}}"#,
-        methods: ["unanimous", "arbitration", "arbitration", "adjudication", "adjudication"],
+        methods: [
+            "unanimous",
+            "arbitration",
+            "arbitration",
+            "adjudication",
+            "adjudication",
+        ],
         rounds: [1, 1, 3, 2, 2],
     },
 ];
@@ -170,8 +189,13 @@ pub struct Api {
 /// Reads a response as JSON after checking its status.
 fn expect_status(response: reqwest::blocking::Response, status: u16, what: &str) -> anyhow::Result<Value> {
     let actual = response.status().as_u16();
-    let text = response.text().with_context(|| format!("{what}: reading the response"))?;
-    ensure!(actual == status, "{what}: expected status {status}, got {actual}: {text}");
+    let text = response
+        .text()
+        .with_context(|| format!("{what}: reading the response"))?;
+    ensure!(
+        actual == status,
+        "{what}: expected status {status}, got {actual}: {text}"
+    );
     if text.is_empty() {
         return Ok(Value::Null);
     }
@@ -185,7 +209,10 @@ impl Api {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .context("building the HTTP client")?;
-        Ok(Api { client, base_url: base_url.trim_end_matches('/').to_string() })
+        Ok(Api {
+            client,
+            base_url: base_url.trim_end_matches('/').to_string(),
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -195,13 +222,25 @@ impl Api {
     /// Logs in and returns the bearer token.
     pub fn login(&self, account: &Account) -> anyhow::Result<String> {
         let body = json!({ "username": account.username, "password": account.password });
-        let response = self.client.post(self.url("/api/v1/auth/login")).json(&body).send().context("login request")?;
+        let response = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&body)
+            .send()
+            .context("login request")?;
         let body = expect_status(response, 200, &format!("login of {}", account.username))?;
-        Ok(body["token"].as_str().context("login response has no token")?.to_string())
+        Ok(body["token"]
+            .as_str()
+            .context("login response has no token")?
+            .to_string())
     }
 
     pub fn get(&self, token: &str, path: &str) -> anyhow::Result<reqwest::blocking::Response> {
-        self.client.get(self.url(path)).bearer_auth(token).send().with_context(|| format!("GET {path}"))
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .with_context(|| format!("GET {path}"))
     }
 
     /// GETs `path` and returns its JSON body, which must come with status 200.
@@ -211,7 +250,13 @@ impl Api {
 
     /// POSTs `body` to `path` and returns the JSON answer, which must come with `status`.
     pub fn post_json(&self, token: &str, path: &str, body: &Value, status: u16) -> anyhow::Result<Value> {
-        let response = self.client.post(self.url(path)).bearer_auth(token).json(body).send().with_context(|| format!("POST {path}"))?;
+        let response = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .with_context(|| format!("POST {path}"))?;
         expect_status(response, status, &format!("POST {path}"))
     }
 
@@ -227,7 +272,9 @@ impl Api {
             .send()
             .with_context(|| format!("uploading {name}"))?;
         let body = expect_status(response, 201, &format!("upload of {name}"))?;
-        body["item_id"].as_i64().with_context(|| format!("upload of {name}: no item id"))
+        body["item_id"]
+            .as_i64()
+            .with_context(|| format!("upload of {name}: no item id"))
     }
 }
 
@@ -244,7 +291,11 @@ impl Team {
         Ok(Team {
             lead: api.login(&credentials.lead)?,
             senior: api.login(&credentials.senior)?,
-            graders: credentials.graders.iter().map(|account| api.login(account)).collect::<anyhow::Result<_>>()?,
+            graders: credentials
+                .graders
+                .iter()
+                .map(|account| api.login(account))
+                .collect::<anyhow::Result<_>>()?,
             credentials: credentials.clone(),
         })
     }
@@ -271,12 +322,22 @@ pub struct StudyOutcome {
 
 impl StudyOutcome {
     fn pattern_of(&self, item_id: i64) -> anyhow::Result<usize> {
-        self.items.iter().find(|item| item.item_id == item_id).map(|item| item.pattern).context("item of another study")
+        self.items
+            .iter()
+            .find(|item| item.item_id == item_id)
+            .map(|item| item.pattern)
+            .context("item of another study")
     }
 }
 
 /// Creates a study `slug` with `run`'s policy, uploads `photographs` and grades it to the end.
-pub fn run_study(api: &Api, team: &Team, run: &PolicyRun, slug: &str, photographs: &[(String, Vec<u8>)]) -> anyhow::Result<StudyOutcome> {
+pub fn run_study(
+    api: &Api,
+    team: &Team,
+    run: &PolicyRun,
+    slug: &str,
+    photographs: &[(String, Vec<u8>)],
+) -> anyhow::Result<StudyOutcome> {
     let params: Value = serde_json::from_str(run.params).context("policy parameters")?;
     let study = json!({
         "slug": slug,
@@ -288,7 +349,8 @@ pub fn run_study(api: &Api, team: &Team, run: &PolicyRun, slug: &str, photograph
         "policy_params": params,
     });
     api.post_json(&team.lead, "/api/v1/projects", &study, 201)?;
-    let members = std::iter::once((&team.credentials.senior, "senior")).chain(team.credentials.graders.iter().map(|g| (g, "grader")));
+    let members = std::iter::once((&team.credentials.senior, "senior"))
+        .chain(team.credentials.graders.iter().map(|g| (g, "grader")));
     for (account, role) in members {
         let body = json!({ "username": account.username, "role": role });
         api.post_json(&team.lead, &format!("/api/v1/projects/{slug}/members"), &body, 201)?;
@@ -297,9 +359,19 @@ pub fn run_study(api: &Api, team: &Team, run: &PolicyRun, slug: &str, photograph
     let mut items = Vec::with_capacity(photographs.len());
     for (index, (name, bytes)) in photographs.iter().enumerate() {
         let item_id = api.upload(&team.lead, slug, name, bytes)?;
-        items.push(ScriptedItem { item_id, name: name.clone(), pattern: index % PATTERNS });
+        items.push(ScriptedItem {
+            item_id,
+            name: name.clone(),
+            pattern: index % PATTERNS,
+        });
     }
-    let mut outcome = StudyOutcome { slug: slug.to_string(), items, excluded: None, grades: 0, arbitrations: 0 };
+    let mut outcome = StudyOutcome {
+        slug: slug.to_string(),
+        items,
+        excluded: None,
+        grades: 0,
+        arbitrations: 0,
+    };
 
     grade_first_round(api, team, &mut outcome)?;
     adjudicate(api, team, &mut outcome)?;
@@ -309,7 +381,12 @@ pub fn run_study(api: &Api, team: &Team, run: &PolicyRun, slug: &str, photograph
 
 fn grade(api: &Api, token: &str, slug: &str, item_id: i64, answers: Value, round: i64) -> anyhow::Result<()> {
     let body = json!({ "answers": answers, "comment": format!("round {round}"), "time_spent_ms": 2500 });
-    api.post_json(token, &format!("/api/v1/projects/{slug}/items/{item_id}/grades"), &body, 201)?;
+    api.post_json(
+        token,
+        &format!("/api/v1/projects/{slug}/items/{item_id}/grades"),
+        &body,
+        201,
+    )?;
     Ok(())
 }
 
@@ -324,7 +401,14 @@ fn grade_first_round(api: &Api, team: &Team, outcome: &mut StudyOutcome) -> anyh
             }
             let next = expect_status(response, 200, "next item")?;
             let item_id = next["item_id"].as_i64().context("next item has no id")?;
-            grade(api, token, &slug, item_id, answers(outcome.pattern_of(item_id)?, grader, 0), 0)?;
+            grade(
+                api,
+                token,
+                &slug,
+                item_id,
+                answers(outcome.pattern_of(item_id)?, grader, 0),
+                0,
+            )?;
             outcome.grades += 1;
         }
     }
@@ -346,12 +430,32 @@ fn adjudicate(api: &Api, team: &Team, outcome: &mut StudyOutcome) -> anyhow::Res
                 let item_id = entry["item_id"].as_i64().context("item id")?;
                 let round = entry["round"].as_i64().context("round")?;
                 let review = api.get_json(token, &format!("/api/v1/projects/{slug}/items/{item_id}/review"))?;
-                ensure!(review["reviewed_round"] == round - 1, "item {item_id}: the review shows round {}", review["reviewed_round"]);
+                ensure!(
+                    review["reviewed_round"] == round - 1,
+                    "item {item_id}: the review shows round {}",
+                    review["reviewed_round"]
+                );
                 let shown = review["grades"].as_array().map_or(0, Vec::len);
-                ensure!(shown == 3, "item {item_id}: the review shows {shown} grades of round {}, not 3", round - 1);
+                ensure!(
+                    shown == 3,
+                    "item {item_id}: the review shows {shown} grades of round {}, not 3",
+                    round - 1
+                );
                 let message = json!({ "body": format!("grader {grader} reconsidered round {}", round - 1) });
-                api.post_json(token, &format!("/api/v1/projects/{slug}/items/{item_id}/messages"), &message, 201)?;
-                grade(api, token, &slug, item_id, answers(outcome.pattern_of(item_id)?, grader, round), round)?;
+                api.post_json(
+                    token,
+                    &format!("/api/v1/projects/{slug}/items/{item_id}/messages"),
+                    &message,
+                    201,
+                )?;
+                grade(
+                    api,
+                    token,
+                    &slug,
+                    item_id,
+                    answers(outcome.pattern_of(item_id)?, grader, round),
+                    round,
+                )?;
                 outcome.grades += 1;
                 regraded += 1;
             }
@@ -367,16 +471,31 @@ fn adjudicate(api: &Api, team: &Team, outcome: &mut StudyOutcome) -> anyhow::Res
 fn settle(api: &Api, team: &Team, outcome: &mut StudyOutcome) -> anyhow::Result<()> {
     let slug = outcome.slug.clone();
     let queue = api.get_json(&team.senior, &format!("/api/v1/projects/{slug}/arbitration"))?;
-    let waiting: Vec<i64> = queue["items"].as_array().context("arbitration queue")?.iter().filter_map(|e| e["item_id"].as_i64()).collect();
+    let waiting: Vec<i64> = queue["items"]
+        .as_array()
+        .context("arbitration queue")?
+        .iter()
+        .filter_map(|e| e["item_id"].as_i64())
+        .collect();
     outcome.excluded = waiting.first().copied();
     if let Some(item_id) = outcome.excluded {
         let body = json!({ "reason": "image of the wrong eye" });
-        api.post_json(&team.lead, &format!("/api/v1/projects/{slug}/items/{item_id}/exclude"), &body, 200)?;
+        api.post_json(
+            &team.lead,
+            &format!("/api/v1/projects/{slug}/items/{item_id}/exclude"),
+            &body,
+            200,
+        )?;
     }
     for &item_id in waiting.iter().skip(1) {
         let review = api.get_json(&team.senior, &format!("/api/v1/projects/{slug}/items/{item_id}/review"))?;
         let body = json!({ "answers": review["grades"][0]["answers"], "reason": "decided on the review" });
-        api.post_json(&team.senior, &format!("/api/v1/projects/{slug}/items/{item_id}/arbitration"), &body, 201)?;
+        api.post_json(
+            &team.senior,
+            &format!("/api/v1/projects/{slug}/items/{item_id}/arbitration"),
+            &body,
+            201,
+        )?;
         outcome.arbitrations += 1;
     }
     Ok(())

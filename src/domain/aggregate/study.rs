@@ -89,8 +89,18 @@ pub fn aggregate_field(field: &Field, ratings: &[FieldRating], method: FieldMeth
     if !field.kind.is_single_choice() {
         return None;
     }
-    let items: Vec<i64> = ratings.iter().map(|r| r.item_id).collect::<BTreeSet<_>>().into_iter().collect();
-    let raters: Vec<i64> = ratings.iter().map(|r| r.rater_id).collect::<BTreeSet<_>>().into_iter().collect();
+    let items: Vec<i64> = ratings
+        .iter()
+        .map(|r| r.item_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let raters: Vec<i64> = ratings
+        .iter()
+        .map(|r| r.rater_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let item_index: BTreeMap<i64, usize> = items.iter().enumerate().map(|(index, id)| (*id, index)).collect();
     let rater_index: BTreeMap<i64, usize> = raters.iter().enumerate().map(|(index, id)| (*id, index)).collect();
 
@@ -109,10 +119,17 @@ pub fn aggregate_field(field: &Field, ratings: &[FieldRating], method: FieldMeth
             labels: majority_vote(&responses),
             rater_agreement: majority_vote_rater_agreement(&responses),
         },
-        FieldMethod::DawidSkene(stopping) => FieldEstimate::DawidSkene(dawid_skene(&responses, stopping, NonZeroUsize::MIN)),
+        FieldMethod::DawidSkene(stopping) => {
+            FieldEstimate::DawidSkene(dawid_skene(&responses, stopping, NonZeroUsize::MIN))
+        }
     };
     let options = field.options.iter().map(|option| option.value.clone()).collect();
-    Some(FieldAggregate { options, items, raters, estimate })
+    Some(FieldAggregate {
+        options,
+        items,
+        raters,
+        estimate,
+    })
 }
 
 #[cfg(test)]
@@ -140,18 +157,30 @@ kind = "text"
     }
 
     fn rating(item_id: i64, rater_id: i64, answer: &str) -> FieldRating {
-        FieldRating { item_id, rater_id, answer: answer.to_string() }
+        FieldRating {
+            item_id,
+            rater_id,
+            answer: answer.to_string(),
+        }
     }
 
     #[test]
     fn majority_numbers_items_by_id() {
-        let ratings = [rating(30, 7, "2"), rating(10, 7, "1"), rating(30, 9, "2"), rating(10, 9, "0"), rating(10, 8, "1")];
+        let ratings = [
+            rating(30, 7, "2"),
+            rating(10, 7, "1"),
+            rating(30, 9, "2"),
+            rating(10, 9, "0"),
+            rating(10, 8, "1"),
+        ];
         let result = aggregate_field(&severity(), &ratings, FieldMethod::Majority).expect("single-choice");
         assert_eq!(result.items, [10, 30]);
         assert_eq!(result.raters, [7, 8, 9]);
         assert_eq!(result.label_text(0), Some("1"));
         assert_eq!(result.label_text(1), Some("2"));
-        let FieldEstimate::Majority { rater_agreement, .. } = &result.estimate else { panic!("majority estimate") };
+        let FieldEstimate::Majority { rater_agreement, .. } = &result.estimate else {
+            panic!("majority estimate")
+        };
         assert_eq!(rater_agreement, &[Some(1.0), Some(1.0), Some(0.5)]);
     }
 
@@ -173,7 +202,11 @@ kind = "text"
 
     #[test]
     fn text_field_has_no_aggregate() {
-        let field = Field { kind: crate::domain::guideline::FieldKind::Text, options: Vec::new(), ..severity() };
+        let field = Field {
+            kind: crate::domain::guideline::FieldKind::Text,
+            options: Vec::new(),
+            ..severity()
+        };
         assert!(aggregate_field(&field, &[], FieldMethod::Majority).is_none());
     }
 
@@ -186,12 +219,21 @@ kind = "text"
             ratings.push(rating(item, 3, &truth));
             ratings.push(rating(item, 4, &((item + 1) % 3).to_string()));
         }
-        let result = aggregate_field(&severity(), &ratings, FieldMethod::DawidSkene(Stopping::default())).expect("single-choice");
+        let result = aggregate_field(&severity(), &ratings, FieldMethod::DawidSkene(Stopping::default()))
+            .expect("single-choice");
         assert_eq!(result.raters, [3, 4, 5]);
-        let FieldEstimate::DawidSkene(estimate) = &result.estimate else { panic!("Dawid-Skene estimate") };
+        let FieldEstimate::DawidSkene(estimate) = &result.estimate else {
+            panic!("Dawid-Skene estimate")
+        };
         let accuracy: Vec<f64> = estimate.rater_accuracy.iter().map(|a| a.expect("rated")).collect();
-        assert!(accuracy[0] > 0.99 && accuracy[2] > 0.99, "agreeing graders are accurate: {accuracy:?}");
-        assert!(accuracy[1] < 0.01, "the grader who is always off by one is not: {accuracy:?}");
+        assert!(
+            accuracy[0] > 0.99 && accuracy[2] > 0.99,
+            "agreeing graders are accurate: {accuracy:?}"
+        );
+        assert!(
+            accuracy[1] < 0.01,
+            "the grader who is always off by one is not: {accuracy:?}"
+        );
         assert_eq!(result.label_text(result.item_index(4).expect("item 4")), Some("1"));
     }
 }

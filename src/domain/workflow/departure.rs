@@ -54,7 +54,11 @@ mod tests {
             (0, 0, AfterDeparture::Arbitrate),
         ];
         for (open_places, regrades, expected) in cases {
-            assert_eq!(after_departure(open_places, regrades), expected, "{open_places} open, {regrades} re-grades");
+            assert_eq!(
+                after_departure(open_places, regrades),
+                expected,
+                "{open_places} open, {regrades} re-grades"
+            );
         }
     }
 }

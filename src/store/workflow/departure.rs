@@ -29,6 +29,10 @@ pub struct RoundAfterDeparture {
 /// Withdraws `grader_id`'s open places in the study's adjudication rounds and closes or
 /// escalates each round that no longer waits for anyone. `actor_id` is the lead who changed
 /// the role. Call it inside the transaction that changes the role.
+///
+/// NOTE: only items in adjudication are looked at. An item excluded while in adjudication
+/// keeps the departed grader's place, so after a lead reopens it the round waits for that
+/// grader again, until they get the grader role back and re-grade.
 pub fn withdraw_departed_grader(
     conn: &mut DbConnection,
     project_id: i64,
@@ -49,26 +53,32 @@ pub fn withdraw_departed_grader(
     if places.is_empty() {
         return Ok(Vec::new());
     }
-    let project: ProjectRow = projects::table.find(project_id).select(ProjectRow::as_select()).first(conn)?;
+    let project: ProjectRow = projects::table
+        .find(project_id)
+        .select(ProjectRow::as_select())
+        .first(conn)?;
     let (_, guideline) = guidelines::load(conn, project.guideline_id)?
         .ok_or_else(|| StoreError::Corrupt(format!("guideline {} is missing", project.guideline_id)))?;
 
     let mut changes = Vec::with_capacity(places.len());
     for (assignment_id, item) in places {
         diesel::delete(assignments::table.find(assignment_id)).execute(conn)?;
-        audit::record(conn, AuditEntry {
-            project_id: Some(project_id),
-            actor_id,
-            action: "assignment.withdrawn",
-            object_type: "assignment",
-            object_id: Some(assignment_id),
-            details: serde_json::json!({
-                "item_id": item.id,
-                "round": item.round,
-                "grader_id": grader_id,
-                "reason": DEPARTURE_REASON,
-            }),
-        })?;
+        audit::record(
+            conn,
+            AuditEntry {
+                project_id: Some(project_id),
+                actor_id,
+                action: "assignment.withdrawn",
+                object_type: "assignment",
+                object_id: Some(assignment_id),
+                details: serde_json::json!({
+                    "item_id": item.id,
+                    "round": item.round,
+                    "grader_id": grader_id,
+                    "reason": DEPARTURE_REASON,
+                }),
+            },
+        )?;
 
         let open_places: i64 = assignments::table
             .filter(assignments::item_id.eq(item.id))
@@ -81,12 +91,19 @@ pub fn withdraw_departed_grader(
             AfterDeparture::Wait => ItemStatus::Adjudication,
             AfterDeparture::CloseRound => close_round(conn, &project, &guideline, &item, now)?,
             AfterDeparture::Arbitrate => {
-                let cause = Cause { actor_id: None, reason: DEPARTURE_REASON };
+                let cause = Cause {
+                    actor_id: None,
+                    reason: DEPARTURE_REASON,
+                };
                 let extra = serde_json::json!({ "grades": regrades });
                 apply(conn, &item, &Event::RoundClosed(Decision::Arbitrate), cause, extra)?.status()
             }
         };
-        changes.push(RoundAfterDeparture { item_id: item.id, round: item.round, status });
+        changes.push(RoundAfterDeparture {
+            item_id: item.id,
+            round: item.round,
+            status,
+        });
     }
     Ok(changes)
 }
