@@ -35,9 +35,9 @@ fn study_cases() -> Vec<Value> {
         .collect()
 }
 
-/// A reference case loaded into a running server.
-struct LoadedCase {
-    app: TestApp,
+/// A reference case loaded into a study of a running server.
+struct LoadedCase<'a> {
+    app: &'a TestApp,
     slug: String,
     lead: String,
     /// Pseudonym of each reference rater id (`r0`, `r1`, ...).
@@ -57,11 +57,19 @@ fn guideline_toml(key: &str, categories: &[String]) -> String {
     )
 }
 
-/// Creates the study of `case`, imports its ratings with `quorum import grades` and closes
-/// the first round of every rated item.
-fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
+/// Creates an admin on `app` and returns the admin's token.
+fn admin_token(app: &TestApp) -> String {
+    app.create_user("admin", PASSWORD, true);
+    app.login("admin", PASSWORD)
+}
+
+/// Creates the study of `case` on `app`, led by the admin whose token is `lead`, imports its
+/// ratings with `quorum import grades` and closes the first round of every rated item.
+///
+/// All cases of a backend share one server, because every PostgreSQL test server keeps its
+/// connections open until the test process ends.
+fn load_case<'a>(app: &'a TestApp, lead: &str, case: &Value) -> LoadedCase<'a> {
     let id = case["id"].as_str().expect("id");
-    let app = TestApp::spawn(backend);
     let categories: Vec<String> = case["categories"]
         .as_array()
         .expect("categories")
@@ -95,12 +103,10 @@ fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
         quorum::store::guidelines::store_guideline(&mut conn, &guideline_toml(&key, &categories))
             .expect("store guideline");
     }
-    app.create_user("admin", PASSWORD, true);
-    let lead = app.login("admin", PASSWORD);
-    let slug = "reference".to_string();
+    let slug = key.clone();
     let created = app.post_json(
         "/api/v1/projects",
-        &lead,
+        lead,
         &json!({
             "slug": slug, "name": id, "guideline_key": key, "guideline_version": "1",
             "overlap": most, "policy": "senior-arbitration",
@@ -142,7 +148,7 @@ fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
         let response = app
             .client
             .patch(app.url(&format!("/api/v1/projects/{slug}")))
-            .bearer_auth(&lead)
+            .bearer_auth(lead)
             .json(&json!({ "overlap": fewest }))
             .send()
             .expect("PATCH request");
@@ -180,7 +186,7 @@ fn load_case(backend: TestBackend, case: &Value) -> LoadedCase {
     LoadedCase {
         app,
         slug,
-        lead,
+        lead: lead.to_string(),
         pseudonyms,
     }
 }
@@ -251,9 +257,9 @@ fn check_dawid_skene(loaded: &LoadedCase, case: &Value, output: &Value, expected
     }
 }
 
-fn check_case(backend: TestBackend, case: &Value) {
+fn check_case(app: &TestApp, lead: &str, case: &Value) {
     let id = case["id"].as_str().expect("id");
-    let loaded = load_case(backend, case);
+    let loaded = load_case(app, lead, case);
 
     let majority = aggregate(&loaded, "method=majority");
     assert_eq!(majority["method"], "majority");
@@ -285,18 +291,21 @@ fn reference_cases(backend: TestBackend) {
         9,
         "reference cases with aggregation results and one column per grader"
     );
+    let app = TestApp::spawn(backend);
+    let lead = admin_token(&app);
     for case in &cases {
-        check_case(backend, case);
+        check_case(&app, &lead, case);
     }
 }
 
-/// Loads a small case and returns it with the token of a grader of the study.
-fn small_study(backend: TestBackend) -> (LoadedCase, String) {
+/// Loads a small case into `app` and returns it with the token of a grader of the study.
+fn small_study(app: &TestApp) -> (LoadedCase<'_>, String) {
     let case = cases()
         .into_iter()
         .find(|case| case["id"] == "edge_all_agree")
         .expect("edge_all_agree case");
-    let loaded = load_case(backend, &case);
+    let lead = admin_token(app);
+    let loaded = load_case(app, &lead, &case);
     let grader_id = loaded.app.create_user("grader", PASSWORD, false);
     let project_id = {
         let mut conn = loaded.app.db.conn().expect("connection");
@@ -314,7 +323,8 @@ fn small_study(backend: TestBackend) -> (LoadedCase, String) {
 }
 
 fn rejections(backend: TestBackend) {
-    let (loaded, grader) = small_study(backend);
+    let app = TestApp::spawn(backend);
+    let (loaded, grader) = small_study(&app);
     let path = |query: &str| format!("/api/v1/projects/{}/aggregate?{query}", loaded.slug);
 
     let refused = loaded.app.get(&path("field=label&method=majority"), &grader);
@@ -343,7 +353,8 @@ fn rejections(backend: TestBackend) {
 
 /// Grades of an item still in its first round are blind, so the item is left out.
 fn first_round_is_left_out(backend: TestBackend) {
-    let (loaded, grader) = small_study(backend);
+    let app = TestApp::spawn(backend);
+    let (loaded, grader) = small_study(&app);
     let before = aggregate(&loaded, "method=majority");
     let project = {
         let mut conn = loaded.app.db.conn().expect("connection");
