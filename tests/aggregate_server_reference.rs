@@ -1,9 +1,9 @@
 //! The study aggregate API reproduces the crowd-kit reference labels, priors and grader
-//! accuracies of `tests/data/agreement-vectors.json` when each reference case is brought into
-//! a study the way a lead would: a guideline whose single-choice field has the case's
-//! categories as options, the ratings as a `quorum import grades` file, and the overlap
-//! lowered afterwards so that items with fewer ratings than the others close their first
-//! round too.
+//! accuracies of `tests/data/agreement-vectors.json`. Each reference case is brought into a
+//! study the way a lead would do it. The study's guideline has one single-choice field whose
+//! options are the case's categories, the ratings arrive as a `quorum import grades` file, and
+//! the overlap is lowered afterwards so that items with fewer ratings than the others close
+//! their first round too.
 //!
 //! The study uses senior arbitration, so every item whose first round closes leaves grading
 //! (resolved when its graders agree, in arbitration otherwise) and keeps all its first-round
@@ -136,8 +136,7 @@ fn load_case<'a>(app: &'a TestApp, lead: &str, case: &Value) -> LoadedCase<'a> {
             }
         }
     }
-    // The function behind `quorum import grades`, on the server's own pool: a second pool per
-    // case would open more PostgreSQL connections than a shared test server allows.
+    // The function behind `quorum import grades`, called on the server's own connection pool.
     {
         let mut conn = app.db.conn().expect("connection");
         import_grade_file(&mut conn, &project, csv.as_bytes(), Encoding::Utf8, true)
