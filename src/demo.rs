@@ -126,8 +126,9 @@ pub fn set_up(db: &Database, settings: &Settings) -> anyhow::Result<DemoSummary>
     Ok(DemoSummary { new_credentials, credentials_file, item_count, import_failures })
 }
 
-/// The embedded seed photographs as `(file name, bytes)` and their metadata.
-fn seed_files() -> anyhow::Result<(Vec<(String, Vec<u8>)>, BTreeMap<String, BTreeMap<String, String>>)> {
+/// The embedded seed photographs as `(file name, bytes)`, sorted by file name, and their
+/// metadata by file name.
+pub fn seed_files() -> anyhow::Result<(Vec<(String, Vec<u8>)>, BTreeMap<String, BTreeMap<String, String>>)> {
     let metadata_bytes = SeedFiles::get("metadata.csv").context("seed/metadata.csv is missing from the build")?;
     let metadata = parse_metadata(&metadata_bytes.data, "seed/metadata.csv")?;
     let mut files = Vec::new();

@@ -1,8 +1,11 @@
 //! `quorum aggregate` reproduces the crowd-kit reference labels, priors and rater accuracies
 //! when each reference case is written as a long CSV, the way a researcher would call it.
 
+mod common;
+
 use std::io::Write;
 
+use common::reference::{cases, category_text, expected_labels};
 use quorum::cli::aggregate::{write_aggregate, AggregateArgs, Method};
 use quorum::cli::agreement::OutputFormat;
 use quorum::tabular::TableOptions;
@@ -10,33 +13,19 @@ use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-6;
 
-fn cases() -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/agreement-vectors.json");
-    let document: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("reference file")).expect("JSON");
-    document["cases"].as_array().expect("cases").clone()
-}
-
-fn number_text(value: &Value) -> String {
-    match value {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        other => panic!("unexpected category {other}"),
-    }
-}
-
 /// Runs the command on the case written as `item,rater,value` rows.
 fn run(case: &Value, method: Method, iterations: Option<usize>) -> Value {
     let mut csv = String::from("item,rater,value\n");
     for (item, row) in case["ratings"].as_array().expect("ratings").iter().enumerate() {
         for (rater, cell) in row.as_array().expect("row").iter().enumerate() {
             if !cell.is_null() {
-                csv += &format!("i{item},r{rater},{}\n", number_text(cell));
+                csv += &format!("i{item},r{rater},{}\n", category_text(cell));
             }
         }
     }
     let mut file = tempfile::NamedTempFile::new().expect("temporary file");
     file.write_all(csv.as_bytes()).expect("write");
-    let categories: Vec<String> = case["categories"].as_array().expect("categories").iter().map(number_text).collect();
+    let categories: Vec<String> = case["categories"].as_array().expect("categories").iter().map(category_text).collect();
     let args = AggregateArgs {
         file: file.path().to_path_buf(),
         table: TableOptions { categories: Some(categories), ..TableOptions::default() },
@@ -49,21 +38,6 @@ fn run(case: &Value, method: Method, iterations: Option<usize>) -> Value {
     serde_json::from_slice(&out).expect("JSON output")
 }
 
-/// Expected labels of the items that have at least one rating, as text, sorted by item id.
-fn expected_labels(case: &Value, labels: &Value) -> Vec<(String, String)> {
-    let ratings = case["ratings"].as_array().expect("ratings");
-    let mut expected: Vec<(String, String)> = labels
-        .as_array()
-        .expect("labels")
-        .iter()
-        .enumerate()
-        .filter(|(item, _)| ratings[*item].as_array().expect("row").iter().any(|cell| !cell.is_null()))
-        .map(|(item, label)| (format!("i{item}"), number_text(label)))
-        .collect();
-    expected.sort();
-    expected
-}
-
 /// Labels of the command's output sorted by item id (the input order is checked elsewhere;
 /// serde_json's map here keeps keys sorted).
 fn actual_labels(output: &Value) -> Vec<(String, String)> {
@@ -71,7 +45,7 @@ fn actual_labels(output: &Value) -> Vec<(String, String)> {
         .as_object()
         .expect("labels object")
         .iter()
-        .map(|(item, label)| (item.clone(), number_text(label)))
+        .map(|(item, label)| (item.clone(), category_text(label)))
         .collect()
 }
 
@@ -103,7 +77,7 @@ fn dawid_skene_matches_reference() {
         let output = run(&case, Method::DawidSkene, Some(iterations));
         assert_eq!(actual_labels(&output), expected_labels(&case, &expected["labels"]), "{id} labels");
 
-        let modeled: Vec<String> = expected["categories_modeled"].as_array().expect("modeled").iter().map(number_text).collect();
+        let modeled: Vec<String> = expected["categories_modeled"].as_array().expect("modeled").iter().map(category_text).collect();
         for (category, prior) in modeled.iter().zip(expected["priors"].as_array().expect("priors")) {
             let actual = output["priors"][category].as_f64().unwrap_or(f64::NAN);
             let wanted = prior.as_f64().expect("prior");

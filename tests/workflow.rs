@@ -239,6 +239,7 @@ fn arbitration_flow(backend: TestBackend) {
     let body: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(body["access"], "full");
     assert_eq!(body["reviewed_round"], 0);
+    assert_eq!(body["resolution"], Value::Null, "an item in arbitration has no resolution yet");
     let pseudonyms: Vec<&str> = body["grades"].as_array().expect("grades").iter().map(|g| g["pseudonym"].as_str().expect("name")).collect();
     assert_eq!(pseudonyms, ["Grader C", "Grader D", "Grader E"]);
     assert_eq!(body["grades"][0]["comment"], "grader 0 round 0");
@@ -283,6 +284,21 @@ fn arbitration_flow(backend: TestBackend) {
     assert_eq!(details["from"], "arbitration");
     assert_eq!(details["to"], "resolved");
     assert_eq!(details["resolution_id"], receipt["resolution_id"]);
+
+    // A review opened after the decision shows the final answer to seniors and leads.
+    for token in [&team.senior, &team.lead] {
+        let (status, body) = get_json(app, token, &format!("/api/v1/projects/study/items/{item}/review"));
+        assert_eq!(status, 200);
+        let resolved = &body["resolution"];
+        assert_eq!(resolved["resolution_id"], receipt["resolution_id"]);
+        assert_eq!(resolved["method"], "arbitration");
+        assert_eq!(resolved["decided_by"], "Grader B", "the senior is named by pseudonym");
+        assert_eq!(resolved["reason"], "haemorrhages in four quadrants");
+        assert_eq!(resolved["rounds_used"], 1);
+        assert_eq!(resolved["answers"]["dr_severity"], "3");
+        assert!(resolved["created_at"].as_i64().is_some_and(|t| t > 0));
+    }
+    assert_eq!(review(app, &team.graders[0], item).0, 403, "graders get no review of a resolved item");
 
     assert_eq!(post(app, &team.senior, item, "arbitration", valid).0, 409, "a resolved item is not arbitrated again");
     let (_, queue) = get_json(app, &team.senior, "/api/v1/projects/study/arbitration");
@@ -377,6 +393,13 @@ fn adjudication_flow(backend: TestBackend) {
     assert_eq!(item_state(app, item), ("resolved".to_string(), 1));
     let stored = resolution(app, item).expect("resolution");
     assert_eq!((stored.0.as_str(), stored.1, stored.2), ("adjudication", None, 2));
+    let (_, body) = get_json(app, &team.senior, &format!("/api/v1/projects/study/items/{item}/review"));
+    let resolved = &body["resolution"];
+    assert_eq!(resolved["method"], "adjudication");
+    assert_eq!(resolved["decided_by"], Value::Null, "the policy decided, not a senior");
+    assert_eq!(resolved["rounds_used"], 2);
+    assert_eq!(resolved["answers"]["dr_severity"], "2");
+    assert!(resolved["reason"].as_str().is_some_and(|reason| reason.contains("every field unanimous")), "{resolved}");
     let actions: Vec<String> = item_events(app, item).into_iter().map(|(action, _, _)| action).collect();
     assert_eq!(actions, ["item.grading_started", "item.to_adjudication", "item.resolved"]);
     assert_eq!(review(app, &team.graders[0], item).0, 403, "review closes with adjudication");
@@ -633,4 +656,113 @@ fn reopen_after_overlap_lowered_closes_round() {
     assert_eq!(status, 200);
     assert_eq!(body["status"], "resolved", "the restored round already has the two grades it needs");
     assert_eq!(resolution(app, item).map(|r| r.0), Some("unanimous".to_string()));
+}
+
+/// Changes a member's role through the API, as a lead does.
+fn set_role(team: &Team, username: &str, role: &str) {
+    let body = json!({ "username": username, "role": role });
+    let response = team.app.post_json("/api/v1/projects/study/members", &team.lead, &body);
+    assert_eq!(response.status(), 201, "{}", response.text().unwrap_or_default());
+}
+
+/// Places of the item's open adjudication round, as the adjudication overview lists them.
+fn participants(team: &Team, item: i64) -> Vec<String> {
+    let (status, body) = get_json(&team.app, &team.lead, "/api/v1/projects/study/adjudications");
+    assert_eq!(status, 200);
+    let entry = body["items"].as_array().expect("items").iter().find(|entry| entry["item_id"] == item).cloned().unwrap_or(Value::Null);
+    entry["participants"].as_array().map_or_else(Vec::new, |places| {
+        places.iter().map(|p| p["pseudonym"].as_str().expect("pseudonym").to_string()).collect()
+    })
+}
+
+/// Audit events of withdrawn places: actor and details.
+fn withdrawals(app: &TestApp) -> Vec<(Option<i64>, Value)> {
+    let mut conn = app.db.conn().expect("connection");
+    let rows: Vec<(Option<i64>, String)> = audit_events::table
+        .filter(audit_events::action.eq("assignment.withdrawn"))
+        .order(audit_events::id.asc())
+        .select((audit_events::actor_id, audit_events::details))
+        .load(&mut conn)
+        .expect("audit events");
+    rows.into_iter().map(|(actor, details)| (actor, serde_json::from_str(&details).expect("details json"))).collect()
+}
+
+/// Checks that a grader who becomes a senior leaves the open adjudication round, so the
+/// round waits only for the others and closes when they have re-graded.
+fn departed_grader_is_not_awaited(backend: TestBackend) {
+    let team = team(backend, "adjudication", 1, 3, json!({}));
+    let app = &team.app;
+    let item = team.study.item_ids[0];
+    grade_item(&team, item, &[gradable("0"), gradable("2"), gradable("4")]);
+    assert_eq!(item_state(app, item), ("adjudication".to_string(), 1));
+    assert_eq!(grade(app, &team.graders[0], item, gradable("2"), "after discussion").status(), 201);
+
+    set_role(&team, "grader2", "senior");
+    assert_eq!(item_state(app, item), ("adjudication".to_string(), 1), "grader1 has still to re-grade");
+    assert_eq!(participants(&team, item), ["Grader C", "Grader D"]);
+    let withdrawn = withdrawals(app);
+    assert_eq!(withdrawn.len(), 1);
+    assert_eq!(withdrawn[0].0, Some(team.lead_id), "the lead who changed the role is the actor");
+    assert_eq!(withdrawn[0].1["item_id"], item);
+    assert_eq!(withdrawn[0].1["round"], 1);
+    assert!(withdrawn[0].1["reason"].as_str().is_some_and(|reason| reason.contains("no longer a grader")));
+
+    assert_eq!(grade(app, &team.graders[1], item, gradable("2"), "agreed").status(), 201);
+    assert_eq!(item_state(app, item), ("resolved".to_string(), 1));
+    let stored = resolution(app, item).expect("resolution");
+    assert_eq!((stored.0.as_str(), stored.2), ("adjudication", 2), "the two re-grades agree");
+}
+
+#[test]
+fn sqlite_departed_grader_is_not_awaited() {
+    departed_grader_is_not_awaited(TestBackend::Sqlite);
+}
+
+#[test]
+#[cfg_attr(not(quorum_postgres_tests), ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test")]
+fn postgres_departed_grader_is_not_awaited() {
+    departed_grader_is_not_awaited(TestBackend::Postgres);
+}
+
+#[test]
+fn departure_of_last_awaited_grader_closes_round() {
+    let team = team(TestBackend::Sqlite, "adjudication", 1, 3, json!({}));
+    let app = &team.app;
+    let item = team.study.item_ids[0];
+    grade_item(&team, item, &[gradable("0"), gradable("2"), gradable("4")]);
+    assert_eq!(grade(app, &team.graders[0], item, gradable("1"), "").status(), 201);
+    assert_eq!(grade(app, &team.graders[1], item, gradable("3"), "").status(), 201);
+
+    set_role(&team, "grader2", "lead");
+    assert_eq!(item_state(app, item), ("adjudication".to_string(), 2), "the policy saw two re-grades that differ");
+    assert_eq!(participants(&team, item), ["Grader C", "Grader D"], "the next round has only the graders who re-graded");
+    let events = item_events(app, item);
+    let (action, actor, details) = events.last().expect("event");
+    assert_eq!(action, "item.to_adjudication");
+    assert_eq!(*actor, None);
+    assert_eq!(details["grades"], 2);
+}
+
+#[test]
+fn too_few_regrades_after_departures_go_to_arbitration() {
+    let team = team(TestBackend::Sqlite, "adjudication", 1, 3, json!({}));
+    let app = &team.app;
+    let item = team.study.item_ids[0];
+    grade_item(&team, item, &[gradable("0"), gradable("2"), gradable("4")]);
+    assert_eq!(grade(app, &team.graders[0], item, gradable("2"), "").status(), 201);
+
+    set_role(&team, "grader1", "senior");
+    assert_eq!(item_state(app, item), ("adjudication".to_string(), 1));
+    set_role(&team, "grader2", "senior");
+    assert_eq!(item_state(app, item), ("arbitration".to_string(), 1), "one re-grade cannot agree with anyone");
+    let events = item_events(app, item);
+    let (action, actor, details) = events.last().expect("event");
+    assert_eq!(action, "item.to_arbitration");
+    assert_eq!(*actor, None);
+    assert!(details["reason"].as_str().is_some_and(|reason| reason.contains("no longer a grader")));
+    assert_eq!(withdrawals(app).len(), 2);
+
+    // Giving a grader the grader role again withdraws nothing.
+    set_role(&team, "grader0", "grader");
+    assert_eq!(withdrawals(app).len(), 2);
 }

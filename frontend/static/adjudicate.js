@@ -154,15 +154,35 @@ function setItemStatus(status, round = state.round) {
   }
 }
 
-/** Shows the resolved banner; `answers` is the final answer when the page knows it. */
-function showResolved(answers, how) {
+/** Words for a stored resolution method. */
+const METHOD_LABELS = {
+  unanimous: 'unanimous grades',
+  majority: 'majority vote',
+  arbitration: 'arbitration',
+  adjudication: 'adjudication',
+  model: 'model',
+  imported: 'import',
+};
+
+/**
+ * Shows the resolved banner with the parts of the resolution the page has: the final answers,
+ * the method, the senior who decided and the reason. Any part may be null.
+ */
+function showResolved({ answers = null, method = null, decidedBy = null, reason = null } = {}) {
   setItemStatus('resolved');
   const banner = byId('resolved');
   banner.hidden = false;
   const list = byId('final-answer');
   list.replaceChildren();
-  if (how) {
-    list.append(element('dt', { text: 'Resolved by' }), element('dd', { text: how }));
+  const facts = [
+    ['Resolved by', method ? METHOD_LABELS[method] ?? method : null, 'method'],
+    ['Decided by', decidedBy, 'decided-by'],
+    ['Reason', reason, 'reason'],
+  ];
+  for (const [term, text, key] of facts) {
+    if (text) {
+      list.append(element('dt', { text: term }), element('dd', { text, dataset: { resolution: key } }));
+    }
   }
   if (answers) {
     for (const field of fields) {
@@ -183,6 +203,31 @@ function showResolved(answers, how) {
   }
   // The room closes to graders once the item left adjudication: stop reconnecting.
   state.live?.stop();
+}
+
+/** Shows the resolution of a review, which only seniors and leads receive. */
+function showReviewResolution(review) {
+  const resolution = review.resolution;
+  if (!resolution) {
+    return false;
+  }
+  showResolved({
+    answers: resolution.answers,
+    method: resolution.method,
+    decidedBy: resolution.decided_by,
+    reason: resolution.reason,
+  });
+  return true;
+}
+
+/** Reloads the review after the item resolved, for the resolution's details; graders get 403 then. */
+async function refreshResolution() {
+  try {
+    const review = await requestJson('GET', `${itemBase}/review`);
+    showReviewResolution(review);
+  } catch {
+    // The banner keeps what the page knew.
+  }
 }
 
 // ---- Rubric ----
@@ -208,9 +253,38 @@ function renderRubricField(fieldRubric) {
   return element('div', { className: fieldRubric.disputed ? 'rubric-field disputed' : 'rubric-field', dataset: { field: fieldRubric.field } }, children);
 }
 
+/** Formats a duration in milliseconds as `1 min 05 s` or `42 s`. */
+function formatDuration(ms) {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) {
+    return `${seconds} s`;
+  }
+  return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`;
+}
+
+/** Lists each grade of the reviewed round: pseudonym, time spent, submission time and comment. */
+function renderGrades(grades) {
+  const items = grades.map((grade) =>
+    element('li', { dataset: { pseudonym: grade.pseudonym, gradeId: String(grade.grade_id) } }, [
+      element('span', { className: 'grade-who', text: grade.pseudonym }),
+      element('span', {
+        className: 'meta grade-time',
+        text: ` · ${formatDuration(grade.time_spent_ms)} spent · submitted ${formatTime(grade.created_at)}`,
+      }),
+      element('p', { className: 'grade-comment', text: grade.comment ? `“${grade.comment}”` : 'No comment.' }),
+    ]),
+  );
+  if (items.length === 0) {
+    items.push(element('li', { className: 'meta', text: 'No grades in this round.' }));
+  }
+  byId('grade-list').replaceChildren(...items);
+}
+
 function renderReview(review) {
   state.review = review;
   byId('reviewed-round').textContent = String(review.reviewed_round);
+  byId('grades-round').textContent = String(review.reviewed_round);
+  renderGrades(review.grades);
   const disputed = review.fields.filter((field) => field.disputed);
   const agreed = review.fields.filter((field) => !field.disputed && field.answers.some((entry) => entry.answer !== null));
   byId('rubric').replaceChildren(...disputed.map(renderRubricField));
@@ -268,7 +342,8 @@ function showRegrade(event) {
 async function handleRegrade(event) {
   showRegrade(event);
   if (event.status === 'resolved') {
-    showResolved(event.answers, 'agreement of the re-grades');
+    showResolved({ answers: event.answers, method: 'adjudication' });
+    await refreshResolution();
     return;
   }
   if (event.status !== state.status) {
@@ -462,8 +537,9 @@ function setUpArbitrationForm() {
     button.disabled = true;
     try {
       await requestJson('POST', `${itemBase}/arbitration`, { answers, reason });
-      showResolved(answers, 'arbitration');
+      showResolved({ answers, method: 'arbitration', reason });
       setStatus('');
+      await refreshResolution();
     } catch (error) {
       showFieldError(form, error);
       setStatus(`The decision was not saved: ${error.message}`, 'error');
@@ -488,7 +564,8 @@ function handleEvent(event) {
     case 'item':
       if (event.status === 'resolved') {
         if (state.status !== 'resolved') {
-          showResolved(null, 'arbitration');
+          showResolved({ method: 'arbitration' });
+          refreshResolution();
         }
       } else {
         setItemStatus(event.status);
@@ -534,7 +611,9 @@ async function start() {
   await setUpRegradeForm();
   setUpArbitrationForm();
   if (state.status === 'resolved') {
-    showResolved(null, null);
+    if (!showReviewResolution(state.review)) {
+      showResolved();
+    }
   } else {
     connectRoom();
   }

@@ -24,11 +24,13 @@
 //!   grades and assignments, so an exclusion made by mistake is undone without losing
 //!   work. The state it was excluded from is part of [`State::Excluded`].
 //! - An adjudication round keeps the graders of the round before it, so a decision to add a
-//!   grader is rejected there.
+//!   grader is rejected there. When one of them stops being a grader, [`departure`] decides
+//!   whether the round waits, closes or goes to arbitration.
 //!
 //! [`transition`] is the only place these rules are written; the store applies its result
 //! and records every transition in the audit trail.
 
+pub mod departure;
 pub mod permissions;
 pub mod rubric;
 

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod aggregate;
 pub mod agreement;
 pub mod api;
 pub mod assets;
@@ -68,6 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{slug}/export.zip", web::get().to(export::export_zip))
                 .route("/projects/{slug}/agreement", web::get().to(agreement::api_agreement))
                 .route("/projects/{slug}/scorecard", web::get().to(agreement::api_scorecard))
+                .route("/projects/{slug}/aggregate", web::get().to(aggregate::api_aggregate))
                 .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
                 .route("/projects/{slug}/items/{item_id}/my-grade", web::get().to(grading::my_grade))
                 .route("/projects/{slug}/arbitration", web::get().to(workflow::arbitration_queue))

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::access::project_for;
 use super::auth::CurrentUser;
 use super::error::AppError;
+use super::workflow::publish_status;
 use super::AppState;
 use crate::domain::consensus::PolicyParams;
 use crate::domain::roles::{ResolutionPolicy, Role};
@@ -125,7 +126,8 @@ pub struct MemberRequest {
     pub role: String,
 }
 
-/// `POST /api/v1/projects/{slug}/members`: adds a member or changes a member's role.
+/// `POST /api/v1/projects/{slug}/members`: adds a member or changes a member's role. A grader
+/// who stops being one leaves the open adjudication rounds (`domain::workflow::departure`).
 pub async fn add_member(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -140,13 +142,13 @@ pub async fn add_member(
     })?;
     let db = state.db.clone();
     let slug = slug.into_inner();
-    let (membership, username) = web::block(move || -> Result<_, AppError> {
+    let (membership, username, departures) = web::block(move || -> Result<_, AppError> {
         let mut conn = db.conn()?;
         let (project, caller_role) = project_for(&mut conn, &user, &slug)?;
         require_lead(caller_role, &user, &slug)?;
         let member = users::find_by_username(&mut conn, &request.username)?
             .ok_or_else(|| bad("username", format!("no user {:?} exists; an admin creates accounts first", request.username)))?;
-        let membership = projects::set_member(&mut conn, project.id, member.id, role)?;
+        let (membership, departures) = projects::change_member(&mut conn, project.id, member.id, role, Some(user.id))?;
         audit::record(&mut conn, AuditEntry {
             project_id: Some(project.id),
             actor_id: Some(user.id),
@@ -155,9 +157,12 @@ pub async fn add_member(
             object_id: Some(member.id),
             details: serde_json::json!({ "role": role.as_str(), "pseudonym": membership.pseudonym }),
         })?;
-        Ok((membership, member.username))
+        Ok((membership, member.username, departures))
     })
     .await??;
+    for change in &departures {
+        publish_status(&state, membership.project_id, change.item_id, change.round, change.status);
+    }
     Ok(HttpResponse::Created().json(serde_json::json!({
         "username": username,
         "role": membership.role,

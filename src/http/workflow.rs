@@ -38,7 +38,7 @@ fn invalid(field: &str, message: String) -> AppError {
 
 /// Tells the study's live stream and the item's room of `round` that the item's status
 /// changed.
-fn publish_status(state: &AppState, project_id: i64, item_id: i64, round: i32, status: ItemStatus) {
+pub(crate) fn publish_status(state: &AppState, project_id: i64, item_id: i64, round: i32, status: ItemStatus) {
     let event = serde_json::json!({ "type": "item", "item_id": item_id, "status": status.as_str() });
     state.events.publish(Room::Study { project_id }, event.clone());
     state.events.publish(Room::Item { item_id, round }, event);

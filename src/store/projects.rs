@@ -6,6 +6,8 @@ use diesel::prelude::*;
 
 use super::models::{MembershipRow, NewMembership, NewProject, ProjectRow};
 use super::schema::{items, memberships, projects};
+use super::workflow::departure::{withdraw_departed_grader, RoundAfterDeparture};
+use super::workflow::WorkflowError;
 use super::{is_unique_violation, now_ms, DbConnection, StoreError, StoreResult};
 use crate::domain::roles::{pseudonym, ItemStatus, ResolutionPolicy, Role};
 
@@ -74,7 +76,21 @@ pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> StoreResult<Option<P
 /// Adds a member with a role, or changes the role of an existing member. A new member gets
 /// the next free pseudonym of the study ("Grader A", "Grader B", ...), kept for good.
 pub fn set_member(conn: &mut DbConnection, project_id: i64, user_id: i64, role: Role) -> StoreResult<MembershipRow> {
-    conn.transaction(|conn| {
+    change_member(conn, project_id, user_id, role, None).map(|(membership, _)| membership)
+}
+
+/// Adds a member or changes a member's role like [`set_member`]. When a grader stops being a
+/// grader, their open places in adjudication rounds are withdrawn in the same transaction,
+/// following `domain::workflow::departure`, and the rounds that moved on are returned.
+/// `actor_id` is who changed the role, for the audit trail.
+pub fn change_member(
+    conn: &mut DbConnection,
+    project_id: i64,
+    user_id: i64,
+    role: Role,
+    actor_id: Option<i64>,
+) -> StoreResult<(MembershipRow, Vec<RoundAfterDeparture>)> {
+    conn.transaction::<_, StoreError, _>(|conn| {
         super::take_write_lock(conn)?;
         let existing = memberships::table
             .filter(memberships::project_id.eq(project_id))
@@ -82,12 +98,19 @@ pub fn set_member(conn: &mut DbConnection, project_id: i64, user_id: i64, role: 
             .select(MembershipRow::as_select())
             .first(conn)
             .optional()?;
-        if existing.is_some() {
+        let mut departures = Vec::new();
+        if let Some(existing) = existing {
             diesel::update(memberships::table)
                 .filter(memberships::project_id.eq(project_id))
                 .filter(memberships::user_id.eq(user_id))
                 .set(memberships::role.eq(role.as_str()))
                 .execute(conn)?;
+            if existing.role == Role::Grader.as_str() && role != Role::Grader {
+                departures = withdraw_departed_grader(conn, project_id, user_id, actor_id, now_ms()).map_err(|error| match error {
+                    WorkflowError::Store(store) => store,
+                    other => StoreError::Corrupt(format!("moving adjudication rounds on without grader {user_id}: {other}")),
+                })?;
+            }
         } else {
             let count: i64 = memberships::table
                 .filter(memberships::project_id.eq(project_id))
@@ -97,13 +120,13 @@ pub fn set_member(conn: &mut DbConnection, project_id: i64, user_id: i64, role: 
             let row = NewMembership { project_id, user_id, role: role.as_str(), pseudonym: &name, created_at: now_ms() };
             diesel::insert_into(memberships::table).values(&row).execute(conn)?;
         }
-        memberships::table
+        let membership = memberships::table
             .filter(memberships::project_id.eq(project_id))
             .filter(memberships::user_id.eq(user_id))
             .select(MembershipRow::as_select())
-            .first(conn)
+            .first(conn)?;
+        Ok((membership, departures))
     })
-    .map_err(StoreError::Query)
 }
 
 /// The caller's role in a study, if a member.

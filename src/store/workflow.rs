@@ -24,6 +24,7 @@
 //!   an item last entered grading is the latest round with a lease, and the policy counts
 //!   adjudication rounds from there.
 
+pub mod departure;
 pub mod review;
 
 use diesel::prelude::*;

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { logIn, openBrowser, startDemoServer, withScreenshots } from './harness.js';
+import { apiHeaders as harnessApiHeaders, apiRequest, gradableAnswers, logIn, openBrowser, startDemoServer, withScreenshots } from './harness.js';
 
 const SLUG = 'adjudication-live';
 const IMAGE_PATH = fileURLToPath(new URL('../../seed/idrid-segmentation-subset/images/IDRiD_01.jpg', import.meta.url));
@@ -23,37 +23,10 @@ after(async () => {
   await server?.stop();
 });
 
-/** Logs in through the API and returns request headers carrying the bearer token. */
-async function apiHeaders(username) {
-  const response = await fetch(`${server.baseUrl}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: server.passwords.get(username) }),
-  });
-  assert.equal(response.status, 200, `login of ${username}`);
-  const { token } = await response.json();
-  return { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-}
+const apiHeaders = (username) => harnessApiHeaders(server, username);
+const api = (headers, method, path, body, expectedStatus) => apiRequest(server, headers, method, path, body, expectedStatus);
 
-async function api(headers, method, path, body, expectedStatus) {
-  const response = await fetch(`${server.baseUrl}/api/v1${path}`, { method, headers, body });
-  const text = await response.text();
-  assert.equal(response.status, expectedStatus, `${method} ${path} answered ${response.status}: ${text}`);
-  return text ? JSON.parse(text) : null;
-}
-
-function answersWith(severity) {
-  return {
-    gradability: 'gradable',
-    dr_severity: severity,
-    dme: 'absent',
-    microaneurysms: 'yes',
-    haemorrhages: 'no',
-    hard_exudates: 'no',
-    cotton_wool_spots: 'no',
-    new_vessels: 'no',
-  };
-}
+const answersWith = (severity) => gradableAnswers(severity);
 
 /** Creates the study with one image and has the three graders disagree on it; returns the item id. */
 async function prepareDisputedItem() {

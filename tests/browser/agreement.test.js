@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 
-import { logIn, openBrowser, startDemoServer, withScreenshots } from './harness.js';
+import { gradableAnswers, logIn, openBrowser, startDemoServer, withScreenshots } from './harness.js';
 
 const run = promisify(execFile);
 const ITEMS = 12;
@@ -45,16 +45,7 @@ async function gradeAs(username, graderIndex) {
     const item = await next.json();
     // Mostly agreeing graders, with grader-specific disagreements on some items.
     const severity = SEVERITIES[(item.item_id + (index % 3 === graderIndex ? graderIndex : 0)) % 5];
-    const answers = {
-      gradability: 'gradable',
-      dr_severity: severity,
-      dme: 'absent',
-      microaneurysms: 'yes',
-      haemorrhages: 'no',
-      hard_exudates: 'no',
-      cotton_wool_spots: 'no',
-      new_vessels: 'no',
-    };
+    const answers = gradableAnswers(severity);
     const graded = await fetch(`${server.baseUrl}/api/v1/projects/demo/items/${item.item_id}/grades`, {
       method: 'POST',
       headers,

@@ -1,6 +1,7 @@
 // Shared set-up of the browser tests: a demo server of the real binary on a free port,
 // Debian's Chromium driven by playwright-core, and helpers for the grading page.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -237,4 +238,39 @@ export async function fetchFromPage(page, path) {
     const text = await response.text();
     return { status: response.status, body: text ? JSON.parse(text) : null };
   }, path);
+}
+
+/** Logs in through the API and returns request headers carrying the bearer token. */
+export async function apiHeaders(server, username) {
+  const response = await fetch(`${server.baseUrl}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: server.passwords.get(username) }),
+  });
+  assert.equal(response.status, 200, `login of ${username}`);
+  const { token } = await response.json();
+  return { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+}
+
+/** Sends one request to `/api/v1{path}`, checks its status and returns the JSON body (null when empty). */
+export async function apiRequest(server, headers, method, path, body, expectedStatus) {
+  const response = await fetch(`${server.baseUrl}/api/v1${path}`, { method, headers, body });
+  const text = await response.text();
+  assert.equal(response.status, expectedStatus, `${method} ${path} answered ${response.status}: ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** Answers of a gradable image with this DR severity, no DME and microaneurysms only; `lesions` overrides lesion answers. */
+export function gradableAnswers(severity, lesions = {}) {
+  return {
+    gradability: 'gradable',
+    dr_severity: severity,
+    dme: 'absent',
+    microaneurysms: 'yes',
+    haemorrhages: 'no',
+    hard_exudates: 'no',
+    cotton_wool_spots: 'no',
+    new_vessels: 'no',
+    ...lesions,
+  };
 }

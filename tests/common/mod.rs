@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -198,7 +200,6 @@ impl TestApp {
     /// Creates a study on the bundled DR guideline with `n_items` items, led by `lead_id`.
     pub fn create_study(&self, slug: &str, n_items: usize, overlap: i32, policy: &str, lead_id: i64) -> TestStudy {
         use quorum::domain::roles::ResolutionPolicy;
-        use quorum::store::models::NewItem;
         let mut conn = self.db.conn().expect("connection");
         let guideline = quorum::store::guidelines::find(&mut conn, "dr-screening", "1.0")
             .expect("query")
@@ -212,30 +213,60 @@ impl TestApp {
             policy_params: serde_json::json!({}),
         };
         let project = quorum::store::projects::create_project_with_lead(&mut conn, &spec, lead_id).expect("project");
-        let mut item_ids = Vec::with_capacity(n_items);
-        for i in 0..n_items {
-            let name = format!("image-{i:05}.jpg");
-            let sha = format!("{:064x}", i + 1);
-            let item = NewItem {
-                project_id: project.id,
-                name: &name,
-                sha256: &sha,
-                stored_path: "images/none.jpg",
-                byte_size: 1,
-                format: "jpg",
-                width: 1,
-                height: 1,
-                metadata: "{}",
-                status: "pending",
-                round: 0,
-                priority: 0.0,
-                created_at: i as i64,
-            };
-            item_ids.push(quorum::store::items::insert_item(&mut conn, &item).expect("item").id);
-        }
+        drop(conn);
+        let names: Vec<String> = (0..n_items).map(|i| format!("image-{i:05}.jpg")).collect();
+        let item_ids = self.insert_items(project.id, &names);
         TestStudy { slug: slug.to_string(), project_id: project.id, item_ids }
     }
 
+    /// Inserts pending items without image files into a study, in one transaction, and
+    /// returns their ids. Item `i` has a content hash made from `i` and creation time `i`.
+    pub fn insert_items(&self, project_id: i64, names: &[String]) -> Vec<i64> {
+        let mut conn = self.db.conn().expect("connection");
+        conn.transaction::<_, quorum::store::StoreError, _>(|conn| {
+            let mut ids = Vec::with_capacity(names.len());
+            for (number, name) in names.iter().enumerate() {
+                ids.push(quorum::store::items::insert_item(conn, &bare_item(project_id, name, number as i64, 0.0, &hash_of(number as i64)))?.id);
+            }
+            Ok(ids)
+        })
+        .expect("insert items")
+    }
+
+    /// Inserts one pending item without an image file and returns its id. `number` must differ
+    /// from the numbers of the study's other items, because it makes the content hash.
+    pub fn insert_item(&self, project_id: i64, name: &str, number: i64, priority: f64) -> i64 {
+        let mut conn = self.db.conn().expect("connection");
+        let sha = hash_of(number);
+        quorum::store::items::insert_item(&mut conn, &bare_item(project_id, name, number, priority, &sha)).expect("item").id
+    }
+}
+
+/// A content hash that no real image has: the number in hexadecimal.
+fn hash_of(number: i64) -> String {
+    format!("{:064x}", number + 1)
+}
+
+/// A pending item with no image file behind it, created at time `number`.
+fn bare_item<'a>(project_id: i64, name: &'a str, number: i64, priority: f64, sha: &'a str) -> quorum::store::models::NewItem<'a> {
+    quorum::store::models::NewItem {
+        project_id,
+        name,
+        sha256: sha,
+        stored_path: "images/none.jpg",
+        byte_size: 1,
+        format: "jpg",
+        width: 1,
+        height: 1,
+        metadata: "{}",
+        status: "pending",
+        round: 0,
+        priority,
+        created_at: number,
+    }
+}
+
+impl TestApp {
     /// Adds a user with a role to a study.
     pub fn add_member(&self, study: &TestStudy, user_id: i64, role: &str) {
         let mut conn = self.db.conn().expect("connection");

@@ -20,10 +20,12 @@
 //! - An item with no ratings gets no label (`None`).
 //!
 //! The results advise the person who adjudicates; they never replace that decision.
+//! [`study`] applies them to one guideline field of a study's grades.
 
 mod dawid_skene;
 mod majority;
 mod math;
+pub mod study;
 
 pub use dawid_skene::{dawid_skene, DawidSkene, Stopping, PROBABILITY_FLOOR};
 pub use majority::{majority_vote, majority_vote_rater_agreement, wawa, Wawa};

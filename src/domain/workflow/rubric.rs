@@ -9,16 +9,13 @@
 //! estimated from the grades of many items of the study. It is advice: it weighs each
 //! grader by their estimated accuracy on other items, and never decides anything.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::num::NonZeroUsize;
-
 use serde::Serialize;
 
-use crate::domain::aggregate::{dawid_skene, Responses, Stopping};
+use crate::domain::aggregate::study::{aggregate_field, FieldEstimate, FieldMethod, FieldRating};
+use crate::domain::aggregate::Stopping;
 use crate::domain::answers::{AnswerValue, Answers};
 use crate::domain::consensus::{tally, FieldAnswer};
 use crate::domain::guideline::{Field, FieldKind, Guideline};
-use crate::domain::ratings::RatingMatrix;
 use crate::domain::roles::ItemStatus;
 
 /// The answers to one field, compared across graders.
@@ -96,14 +93,6 @@ pub fn reviewed_round(status: ItemStatus, round: i32) -> i32 {
     }
 }
 
-/// One grader's answer to one single-choice field of one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldRating {
-    pub item_id: i64,
-    pub rater_id: i64,
-    pub answer: String,
-}
-
 /// The Dawid-Skene estimate for one item and field.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Advice {
@@ -123,43 +112,27 @@ pub struct AnswerProbability {
 }
 
 /// Estimates the Dawid-Skene posterior of `item_id` for a single-choice `field` from
-/// `ratings`, the answers to that field across the study.
+/// `ratings`, the answers to that field across the study, with [`aggregate_field`].
 ///
 /// Returns `None` for fields that are not single-choice and when `item_id` has no rating of
 /// the field (for example when every grader found the image ungradable). Ratings whose
 /// answer is not an option of the field are skipped; a rater who rated an item twice counts
 /// with the later rating.
 pub fn dawid_skene_advice(field: &Field, ratings: &[FieldRating], item_id: i64) -> Option<Advice> {
-    if !field.kind.is_single_choice() {
+    let aggregate = aggregate_field(field, ratings, FieldMethod::DawidSkene(Stopping::default()))?;
+    let FieldEstimate::DawidSkene(estimate) = &aggregate.estimate else {
         return None;
-    }
-    let items: Vec<i64> = ratings.iter().map(|r| r.item_id).collect::<BTreeSet<_>>().into_iter().collect();
-    let raters: Vec<i64> = ratings.iter().map(|r| r.rater_id).collect::<BTreeSet<_>>().into_iter().collect();
-    let item_index: BTreeMap<i64, usize> = items.iter().enumerate().map(|(index, id)| (*id, index)).collect();
-    let rater_index: BTreeMap<i64, usize> = raters.iter().enumerate().map(|(index, id)| (*id, index)).collect();
-    let target = *item_index.get(&item_id)?;
-
-    let mut rows = vec![vec![None; raters.len()]; items.len()];
-    for rating in ratings {
-        let Some(category) = field.options.iter().position(|option| option.value == rating.answer) else {
-            continue;
-        };
-        rows[item_index[&rating.item_id]][rater_index[&rating.rater_id]] = Some(category as u32);
-    }
-    let categories = RatingMatrix::positional_categories(field.option_values());
-    let matrix = RatingMatrix::new(categories, &rows).ok()?;
-    let responses = Responses::from_matrix(&matrix);
-    let estimate = dawid_skene(&responses, Stopping::default(), NonZeroUsize::MIN);
-
+    };
+    let target = aggregate.item_index(item_id)?;
     let posterior = estimate.posterior(target)?;
-    let label = field.options[estimate.labels[target]?].value.clone();
+    let label = aggregate.label_text(target)?.to_string();
     let posterior = estimate
         .categories_modeled
         .iter()
         .zip(posterior)
-        .map(|(&category, &probability)| AnswerProbability { answer: field.options[category].value.clone(), probability })
+        .map(|(&category, &probability)| AnswerProbability { answer: aggregate.options[category].clone(), probability })
         .collect();
-    Some(Advice { label, posterior, items: items.len(), graders: raters.len() })
+    Some(Advice { label, posterior, items: aggregate.items.len(), graders: aggregate.raters.len() })
 }
 
 /// Returns a grade's answer to a single-choice field as option text, if the field was asked.

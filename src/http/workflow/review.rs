@@ -1,7 +1,8 @@
 //! The item review and its discussion.
 //!
 //! `GET .../items/{id}/review` shows seniors and leads every current grade of an item with
-//! the graders' pseudonyms, the feature rubric and the Dawid-Skene advice. The item's own
+//! the graders' pseudonyms, the feature rubric, the Dawid-Skene advice and the item's current
+//! resolution, if it has one. The item's own
 //! graders see the same for the round being adjudicated, and only while adjudication is
 //! open. Anyone else gets one fixed 403 message, whatever the item's state and grades, so the
 //! refusal reveals nothing about other graders' work. A new message is published to the item's
@@ -21,7 +22,7 @@ use crate::domain::workflow::permissions::{review_access, ReviewAccess};
 use crate::domain::workflow::rubric::{dawid_skene_advice, reviewed_round, rubric};
 use crate::events::Room;
 use crate::store::models::{ItemRow, ProjectRow};
-use crate::store::workflow::review::{self as store, Message, NamedGrade};
+use crate::store::workflow::review::{self as store, CurrentResolution, Message, NamedGrade};
 use crate::store::{guidelines, now_ms, Conn};
 
 /// Note that the review shows with the Dawid-Skene figures.
@@ -60,6 +61,18 @@ fn grade_json(grade: &NamedGrade) -> serde_json::Value {
         "comment": grade.grade.comment,
         "time_spent_ms": grade.grade.time_spent_ms,
         "created_at": grade.grade.created_at,
+    })
+}
+
+fn resolution_json(resolution: &CurrentResolution) -> serde_json::Value {
+    serde_json::json!({
+        "resolution_id": resolution.id,
+        "answers": resolution.answers,
+        "method": resolution.method,
+        "decided_by": resolution.decided_by,
+        "rounds_used": resolution.rounds_used,
+        "reason": resolution.reason,
+        "created_at": resolution.created_at,
     })
 }
 
@@ -108,6 +121,12 @@ pub async fn review(state: web::Data<AppState>, user: CurrentUser, path: web::Pa
             serde_json::Value::Null
         };
 
+        // The final answer is for seniors and leads; graders never see a resolved item here.
+        let resolution = match access {
+            ReviewAccess::Full => store::current_resolution(&mut conn, &item)?.map(|resolution| resolution_json(&resolution)),
+            _ => None,
+        };
+
         Ok(serde_json::json!({
             "item_id": item.id,
             "name": item.name,
@@ -119,6 +138,7 @@ pub async fn review(state: web::Data<AppState>, user: CurrentUser, path: web::Pa
             "fields": fields,
             "advice_note": ADVICE_NOTE,
             "current_round": current_round,
+            "resolution": resolution,
             "image_url": format!("/api/v1/projects/{slug}/items/{}/image/display", item.id),
         }))
     })

@@ -12,12 +12,13 @@ use diesel::prelude::*;
 use super::super::audit::{self, AuditEntry};
 use super::super::grading::current_grades;
 use super::super::models::{GradeRow, ItemRow};
-use super::super::schema::{assignments, grades, items, memberships, messages};
+use super::super::schema::{assignments, grades, items, memberships, messages, resolutions};
 use super::super::{DbConnection, StoreError, StoreResult};
 use crate::domain::answers::Answers;
 use crate::domain::guideline::Guideline;
 use crate::domain::roles::ItemStatus;
-use crate::domain::workflow::rubric::{single_answer, FieldRating};
+use crate::domain::aggregate::study::FieldRating;
+use crate::domain::workflow::rubric::single_answer;
 
 /// Name shown for a grader who is no longer a member of the study.
 const FORMER_MEMBER: &str = "Former member";
@@ -78,7 +79,7 @@ pub fn named_grades(conn: &mut DbConnection, project_id: i64, item_id: i64, roun
 }
 
 /// Loads the first-round answers to every single-choice field across the study, the input
-/// of the Dawid-Skene advice.
+/// of the Dawid-Skene advice and of the study aggregate API.
 ///
 /// Items still in their first grading round are left out, so the advice is computed only
 /// from grades that no longer fall under blinding.
@@ -109,6 +110,69 @@ pub fn advice_ratings(conn: &mut DbConnection, project_id: i64, guideline: &Guid
         }
     }
     Ok(ratings)
+}
+
+/// Loads the names of the items of a study, by item id.
+pub fn item_names(conn: &mut DbConnection, project_id: i64) -> StoreResult<HashMap<i64, String>> {
+    let rows: Vec<(i64, String)> =
+        items::table.filter(items::project_id.eq(project_id)).select((items::id, items::name)).load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Names each of `user_ids` by their pseudonym in the study. Graders who are no longer
+/// members are named "Former member 1", "Former member 2", ... in the order given, so that
+/// every name is distinct.
+pub fn distinct_pseudonyms(conn: &mut DbConnection, project_id: i64, user_ids: &[i64]) -> StoreResult<Vec<String>> {
+    let names = pseudonyms(conn, project_id)?;
+    let mut former = 0;
+    Ok(user_ids
+        .iter()
+        .map(|user_id| match names.get(user_id) {
+            Some(name) => name.clone(),
+            None => {
+                former += 1;
+                format!("{FORMER_MEMBER} {former}")
+            }
+        })
+        .collect())
+}
+
+/// An item's current resolution: the latest one that no later resolution supersedes.
+#[derive(Debug, Clone)]
+pub struct CurrentResolution {
+    pub id: i64,
+    /// The final answers as stored.
+    pub answers: serde_json::Value,
+    pub method: String,
+    /// Pseudonym of the senior who arbitrated; `None` when the policy resolved the item.
+    pub decided_by: Option<String>,
+    pub rounds_used: i32,
+    pub reason: String,
+    pub created_at: i64,
+}
+
+/// Loads the current resolution of an item, if it has one. A reopened item keeps its last
+/// resolution until a new one supersedes it.
+pub fn current_resolution(conn: &mut DbConnection, item: &ItemRow) -> StoreResult<Option<CurrentResolution>> {
+    /// id, item_id, answers, method, decided_by, rounds_used, reason, supersedes, created_at
+    type Row = (i64, i64, String, String, Option<i64>, i32, String, Option<i64>, i64);
+    let rows: Vec<Row> = resolutions::table
+        .filter(resolutions::item_id.eq(item.id))
+        .order(resolutions::id.asc())
+        .select(resolutions::all_columns)
+        .load(conn)?;
+    let superseded: HashSet<i64> = rows.iter().filter_map(|row| row.7).collect();
+    let Some((id, _, answers, method, decided_by, rounds_used, reason, _, created_at)) =
+        rows.into_iter().filter(|row| !superseded.contains(&row.0)).last()
+    else {
+        return Ok(None);
+    };
+    let answers = serde_json::from_str(&answers).map_err(|e| StoreError::Corrupt(format!("answers of resolution {id}: {e}")))?;
+    let decided_by = match decided_by {
+        Some(user_id) => Some(name_of(&pseudonyms(conn, item.project_id)?, user_id)),
+        None => None,
+    };
+    Ok(Some(CurrentResolution { id, answers, method, decided_by, rounds_used, reason, created_at }))
 }
 
 /// One message of an item's discussion.
