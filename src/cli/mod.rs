@@ -1,6 +1,7 @@
 //! The `quorum` command line: one subcommand per job, all sharing [`Settings`].
 
 pub mod aggregate;
+pub mod al;
 pub mod agreement;
 pub mod admin;
 pub mod export;
@@ -51,6 +52,9 @@ pub enum Command {
     Aggregate(aggregate::AggregateArgs),
     /// Write a study's reference standard, grades, agreement report and provenance to a folder.
     Export(export::ExportArgs),
+    /// Active learning: simulate strategies on labeled images.
+    #[command(subcommand)]
+    Al(al::AlCommand),
 }
 
 /// Logs to stderr; the level comes from `RUST_LOG` (default `info`).
@@ -96,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agreement(args) => agreement::run(&args),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Export(args) => export::run(&settings, &args),
+        Command::Al(command) => al::run(command),
     }
 }
 
