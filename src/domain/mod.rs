@@ -12,6 +12,7 @@ pub mod answers;
 pub mod assignment;
 pub mod consensus;
 pub mod guideline;
+pub mod model_run;
 pub mod ratings;
 pub mod roles;
 pub mod slug;
