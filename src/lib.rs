@@ -15,6 +15,7 @@ pub mod events;
 pub mod export;
 pub mod http;
 pub mod imaging;
+pub mod jobs;
 pub mod import;
 pub mod ml;
 pub mod store;

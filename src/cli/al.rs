@@ -13,6 +13,9 @@ use crate::ml::{Strategy, DEFAULT_RESOLUTION};
 /// Subcommands of `quorum al`.
 #[derive(Debug, clap::Subcommand)]
 pub enum AlCommand {
+    /// Train a model on a study's resolved items, rank the items waiting for grades and
+    /// propose pseudolabels.
+    Run(super::al_run::RunArgs),
     /// Replay active learning on fully labeled images and write learning curves per strategy.
     Simulate(SimulateArgs),
 }
@@ -74,8 +77,9 @@ pub struct SimulateArgs {
     pub models: Option<PathBuf>,
 }
 
-pub fn run(command: AlCommand) -> anyhow::Result<()> {
+pub fn run(settings: &crate::config::Settings, command: AlCommand) -> anyhow::Result<()> {
     match command {
+        AlCommand::Run(args) => super::al_run::run(settings, &args),
         AlCommand::Simulate(args) => simulate::run(&args),
     }
 }

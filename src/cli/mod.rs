@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod al;
+pub mod al_run;
 pub mod agreement;
 pub mod admin;
 pub mod export;
@@ -52,7 +53,7 @@ pub enum Command {
     Aggregate(aggregate::AggregateArgs),
     /// Write a study's reference standard, grades, agreement report and provenance to a folder.
     Export(export::ExportArgs),
-    /// Active learning: simulate strategies on labeled images.
+    /// Active learning: run a model on a study's items, or simulate strategies on labeled images.
     #[command(subcommand)]
     Al(al::AlCommand),
 }
@@ -100,7 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agreement(args) => agreement::run(&args),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Export(args) => export::run(&settings, &args),
-        Command::Al(command) => al::run(command),
+        Command::Al(command) => al::run(&settings, command),
     }
 }
 
