@@ -5,7 +5,7 @@
 //! requests store nothing.
 //!
 //! The studies have real images: dark red ones resolved as DR severity 0 and bright yellow
-//! ones resolved as 2, so a model trained for one epoch on 32-pixel copies sees two classes.
+//! ones resolved as 2, so a model trained for one epoch on 32-pixel copies gets two classes.
 
 mod common;
 
@@ -558,4 +558,106 @@ fn too_few_labels_get_422_naming_the_field() {
     assert!(message.contains("dr_severity"), "{message}");
     assert!(message.contains("6 resolved items"), "{message}");
     assert_eq!(stored_runs(&study), (0, 0));
+}
+
+type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;
+
+/// Opens the study's event stream as the lead.
+fn study_events(study: &AlStudy) -> Socket {
+    use tungstenite::client::IntoClientRequest;
+    let url = format!("{}/api/v1/projects/{}/events", study.app.base_url.replacen("http://", "ws://", 1), study.slug);
+    let mut request = url.into_client_request().expect("request");
+    request.headers_mut().insert("authorization", format!("Bearer {}", study.lead).parse().expect("header"));
+    let (mut socket, _) = tungstenite::connect(request).expect("connect to the study's events");
+    if let tungstenite::stream::MaybeTlsStream::Plain(stream) = socket.get_mut() {
+        stream.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+    }
+    socket
+}
+
+#[test]
+fn run_progress_reaches_study_stream() {
+    let study = set_up(TestBackend::Sqlite, 6, 2);
+    let mut socket = study_events(&study);
+    let response = study.app.post_json(
+        &format!("/api/v1/projects/{}/model-runs", study.slug),
+        &study.lead,
+        &serde_json::json!({ "field": "dr_severity", "strategy": "least-confidence", "epochs": 1, "resolution": 32 }),
+    );
+    assert_eq!(response.status(), 202);
+    let run_id = response.json::<serde_json::Value>().expect("start body")["run_id"].as_i64().expect("run id");
+
+    let mut running = Vec::new();
+    let last = loop {
+        let message = socket.read().expect("an event before the timeout");
+        let tungstenite::Message::Text(text) = message else {
+            continue;
+        };
+        let event: serde_json::Value = serde_json::from_str(&text).expect("event is JSON");
+        if event["type"] != "model_run" {
+            continue;
+        }
+        assert_eq!(event["run_id"], run_id, "{event}");
+        if event["status"] == "running" {
+            running.push(event);
+        } else {
+            break event;
+        }
+    };
+    assert_eq!(last["status"], "succeeded", "{last}");
+    assert_eq!(last["progress"], 1.0);
+    assert!(!running.is_empty(), "progress events come before the end");
+    for event in &running {
+        let progress = event["progress"].as_f64().expect("progress");
+        assert!((0.0..=1.0).contains(&progress), "{event}");
+        assert!(event["stage"].as_str().is_some_and(|stage| !stage.is_empty()), "{event}");
+    }
+    let body = wait_for_run(&study, run_id);
+    assert_eq!(body["run"]["status"], "succeeded");
+    assert_eq!(body["scored"], study.unlabeled.len());
+}
+
+/// Inserts a running run directly, as a job in another process would have.
+fn insert_running_run(study: &AlStudy) -> quorum::store::active_learning::runs::ModelRunRow {
+        let mut conn = study.app.db.conn().expect("connection");
+        let new = quorum::store::active_learning::runs::NewRun {
+            project_id: study.project_id,
+            field: "dr_severity",
+            strategy: "entropy",
+            started_by: None,
+            settings: serde_json::json!({}),
+        };
+    quorum::store::active_learning::runs::create_run(&mut conn, &new).expect("a running run")
+}
+
+#[test]
+fn second_run_while_running_gets_409() {
+    let study = set_up(TestBackend::Sqlite, 6, 1);
+    let running = insert_running_run(&study);
+    let (status, error) = start_run(&study, serde_json::json!({ "field": "dr_severity", "strategy": "entropy" }));
+    assert_eq!(status, 409, "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("model run {}", running.id)), "{message}");
+    assert_eq!(stored_runs(&study).0, 1, "the rejected start stored no run");
+}
+
+#[test]
+fn abandoned_run_gives_way_to_new_start() {
+    let study = set_up(TestBackend::Sqlite, 6, 1);
+    let abandoned = insert_running_run(&study);
+    {
+        // The process running it stopped an hour ago.
+        let mut conn = study.app.db.conn().expect("connection");
+        diesel::update(model_runs::table.find(abandoned.id))
+            .set(model_runs::updated_at.eq(quorum::store::now_ms() - 3_600_000))
+            .execute(&mut conn)
+            .expect("age the heartbeat");
+    }
+    let (status, body) = start_run(&study, serde_json::json!({ "field": "dr_severity", "strategy": "entropy", "epochs": 1, "resolution": 32 }));
+    assert_eq!(status, 202, "{body}");
+    let (old_status, old_error) = run_status(&study, abandoned.id);
+    assert_eq!(old_status, "failed");
+    assert!(old_error.unwrap_or_default().contains("stopped reporting progress"));
+    let run_id = body["run_id"].as_i64().expect("run id");
+    assert_eq!(wait_for_run(&study, run_id)["run"]["status"], "succeeded");
 }

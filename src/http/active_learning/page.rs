@@ -13,7 +13,7 @@ use askama::Template;
 
 use super::lead_context;
 use crate::charts::{self, curves::PrSeries};
-use crate::domain::guideline::Guideline;
+use crate::domain::guideline::{FieldKind, Guideline};
 use crate::domain::model_run::learnable_fields;
 use crate::http::auth::CurrentUser;
 use crate::http::error::AppError;
@@ -178,14 +178,22 @@ fn selected_run(conn: &mut crate::store::Conn, guideline: &Guideline, run: &Mode
         .collect();
     let pr_svg = charts::curves::pr_curves_chart(&series).map_err(AppError::internal)?;
 
+    let field_label = field.map_or(run.field.as_str(), |field| field.label.as_str());
+    let ordinal = field.is_some_and(|field| field.kind == FieldKind::Ordinal);
     let cutoffs: Vec<serde_json::Value> = evaluation
         .cutoffs
         .iter()
         .map(|curve| {
-            let positive = evaluation.classes.get(curve.cutoff).map_or("?", String::as_str);
+            let positive = evaluation.classes.get(curve.cutoff..).unwrap_or_default();
+            // A cut-off counts the classes from `cutoff` on as positive. Only an ordinal
+            // scale reads that as "or higher"; other fields list the classes.
+            let label = match positive.first() {
+                Some(first) if ordinal => format!("{field_label} {first} or higher"),
+                _ => format!("{field_label}: {}", positive.join(" or ")),
+            };
             serde_json::json!({
                 "cutoff": curve.cutoff,
-                "label": format!("{} {positive} or higher", field.map_or(run.field.as_str(), |field| field.label.as_str())),
+                "label": label,
                 "positives": curve.positives,
                 "negatives": curve.negatives,
                 "auc": curve.auc,
