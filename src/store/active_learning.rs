@@ -42,13 +42,17 @@ pub struct LabeledItem {
     pub group: Option<String>,
 }
 
+/// A resolved item with one of its resolutions: item id, name, sha256, metadata, resolution
+/// id, answers, and the resolution it supersedes.
+type ResolvedRow = (i64, String, String, String, i64, String, Option<i64>);
+
 /// Loads the resolved items of a study whose current resolution answers `field` with one of
 /// `classes`, in item id order.
 ///
 /// Items whose resolution leaves the field out (its condition was false, such as DR
 /// severity of an ungradable image) are not part of the training set.
 pub fn training_set(conn: &mut DbConnection, project_id: i64, field: &str, classes: &[String]) -> StoreResult<Vec<LabeledItem>> {
-    let rows: Vec<(i64, String, String, String, i64, String, Option<i64>)> = items::table
+    let rows: Vec<ResolvedRow> = items::table
         .inner_join(resolutions::table)
         .filter(items::project_id.eq(project_id))
         .filter(items::status.eq(ItemStatus::Resolved.as_str()))
