@@ -5,8 +5,8 @@
 //!   nothing to score. Throughput counts image passes (54 × 2); decoding the images and
 //!   embedding the held-out one are included.
 //! - `score 128px`: the same call on 4 training images for 1 epoch, then 256 unlabeled
-//!   synthetic 512 × 512 PNGs through the trunk and the head (decode, resize, trunk, 20 Monte
-//!   Carlo head passes, scores, k-means), with an empty embedding cache each time.
+//!   synthetic 512 × 512 PNGs through the trunk and the head, with an empty embedding cache
+//!   each time. Scoring is decode, resize, trunk, 20 Monte Carlo head passes, scores, k-means.
 //! - `rescore 10,000 cached`: a frozen ResNet-18 (random weights written as
 //!   `resnet18.safetensors`, input 32 px) whose embeddings (512 values) of 10,000 unlabeled
 //!   images are already cached: each run reads and hashes the 10,000 files, loads the cached

@@ -29,7 +29,7 @@ impl EmbeddingCache {
         self.folder.join(format!("{image_sha256}.f32"))
     }
 
-    /// The cached embedding of an image, if present with `width` values.
+    /// Returns the cached embedding of an image, if present with `width` values.
     pub fn get(&self, image_sha256: &str, width: usize) -> Option<Vec<f32>> {
         let bytes = std::fs::read(self.path(image_sha256)).ok()?;
         if bytes.len() != width * 4 {

@@ -1,5 +1,7 @@
 //! k-means over embeddings (linfa-clustering 0.8, in f64), for diverse batches.
 
+use std::collections::HashSet;
+
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
 use linfa_clustering::KMeans;
@@ -14,11 +16,13 @@ const RUNS: usize = 3;
 const MAX_ITERATIONS: u64 = 100;
 const TOLERANCE: f64 = 1e-4;
 
-/// Cluster label per embedding with k = min(`clusters`, n). `None` when n < 2 or k < 2,
-/// where clustering says nothing.
+/// Cluster label per embedding with k = min(`clusters`, number of distinct embeddings).
+/// `None` when k < 2, where clusters carry no information. Capping k at the distinct count
+/// keeps k-means++ from having to pick a new centre among points that all coincide with one.
 pub(crate) fn cluster(embeddings: &[Vec<f32>], clusters: usize, seed: u64) -> Result<Option<Vec<usize>>, MlError> {
     let count = embeddings.len();
-    let k = clusters.min(count);
+    let distinct: HashSet<Vec<u32>> = embeddings.iter().map(|row| row.iter().map(|value| value.to_bits()).collect()).collect();
+    let k = clusters.min(distinct.len());
     if k < 2 {
         return Ok(None);
     }
@@ -64,5 +68,18 @@ mod tests {
     fn too_few_points_skip_clustering() {
         assert_eq!(cluster(&[vec![1.0]], 5, 0).unwrap(), None);
         assert_eq!(cluster(&[vec![1.0], vec![2.0]], 1, 0).unwrap(), None);
+        // Identical embeddings (a trunk whose units all died) give one distinct point.
+        assert_eq!(cluster(&vec![vec![0.0, 0.0]; 5], 3, 0).unwrap(), None);
+    }
+
+    #[test]
+    fn k_capped_at_distinct_points() {
+        // Two distinct points repeated: at most two clusters, each point's copies together.
+        let points = vec![vec![0.0], vec![5.0], vec![0.0], vec![5.0], vec![0.0]];
+        let labels = cluster(&points, 4, 1).unwrap().unwrap();
+        assert_eq!(labels[0], labels[2]);
+        assert_eq!(labels[0], labels[4]);
+        assert_eq!(labels[1], labels[3]);
+        assert_ne!(labels[0], labels[1]);
     }
 }

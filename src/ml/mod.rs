@@ -2,10 +2,10 @@
 //! guideline field, which scores every unresolved image.
 //!
 //! [`run`] is the whole job. It splits the labeled images into train and held-out sides by
-//! group (patient), trains a model on the train side, computes each image's embedding once
-//! (cached on disk under [`RunConfig::cache_dir`]), scores the unlabeled images with the
-//! classification head under Monte Carlo dropout, clusters their embeddings with linfa k-means
-//! so that the first batch is diverse, turns the scores into priorities and pseudolabel
+//! group (patient) and trains a model on the train side. It computes each image's embedding
+//! once (cached on disk under [`RunConfig::cache_dir`]) and scores the unlabeled images with
+//! the classification head under Monte Carlo dropout. It clusters their embeddings with linfa
+//! k-means so that the first batch is diverse, turns the scores into priorities and pseudolabel
 //! proposals, and evaluates the model on the held-out side. [`run_with_split`] does the same
 //! with a split chosen by the caller (the offline simulation keeps one test set for all rounds).
 //!
@@ -84,7 +84,7 @@ pub struct RunConfig {
     /// Share of labeled images held out for evaluation (by group).
     pub holdout_fraction: f64,
     /// Size of the batch spread across embedding clusters; also the number of clusters
-    /// (at most the number of unlabeled images).
+    /// (at most the number of distinct unlabeled embeddings).
     pub diversity_batch: usize,
     /// Minimum top-class probability for a pseudolabel proposal.
     pub confidence_threshold: f64,
@@ -129,7 +129,8 @@ pub struct ItemScore {
     pub least_confidence: f64,
     /// Mutual information between prediction and weights over the dropout passes, in nats.
     pub bald: f64,
-    /// k-means cluster of the embedding; `None` when clustering was skipped (one image).
+    /// k-means cluster of the embedding; `None` when clustering was skipped because the
+    /// unlabeled images have fewer than two distinct embeddings or `diversity_batch` is below 2.
     pub cluster: Option<usize>,
     /// Serving order: higher first. Values are n, n − 1, …, 1 over the n scored images.
     pub priority: f64,
@@ -148,12 +149,13 @@ pub struct RunOutput {
     /// One per unlabeled image, in input order.
     pub scores: Vec<ItemScore>,
     pub evaluation: Evaluation,
-    /// Training images processed per second (image passes over all epochs divided by the
-    /// training time; for a frozen backbone the embedding of the training images counts).
+    /// Training images processed per second: image passes over all epochs divided by the
+    /// training time. For a frozen backbone it is the training images divided by the time to
+    /// embed them and train the head.
     pub train_images_per_second: f64,
 }
 
-/// Where a run is: a stage name and the fraction of the whole run done, from 0 to 1.
+/// Progress of a run: the current stage and the fraction of the whole run done, from 0 to 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     pub stage: &'static str,

@@ -60,7 +60,7 @@ impl ScratchTrunk {
         Ok(Self { convolutions, vars })
     }
 
-    /// The trainable parameters, in a fixed order.
+    /// Returns the trainable parameters, in a fixed order.
     pub fn vars(&self) -> &[Var] {
         &self.vars
     }

@@ -56,7 +56,7 @@ impl Backbone {
     }
 }
 
-/// The first backbone file present in `models_dir`, if any.
+/// Finds the first backbone file present in `models_dir`.
 pub fn find_backbone(models_dir: &Path) -> Option<(&'static str, PathBuf)> {
     BACKBONES
         .iter()

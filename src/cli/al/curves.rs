@@ -250,8 +250,8 @@ mod tests {
         let svg = draw_curves("soft_exudates", &results, true).unwrap();
         assert!(svg.starts_with("<svg"));
         assert!(svg.contains("ROC AUC"));
-        assert!(svg.contains(">entropy<"));
-        assert!(svg.contains(">bald<"));
+        assert!(svg.contains("entropy"));
+        assert!(svg.contains("bald"));
         // Two panels × two strategies = four polylines of data, plus grid and axes.
         assert!(svg.matches("<polyline").count() >= 4);
     }

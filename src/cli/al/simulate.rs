@@ -5,9 +5,9 @@
 //! 2. A seed set of `--initial` images is drawn from the pool at random, with at least one
 //!    image of each class found in the pool when `--initial` allows.
 //! 3. For each strategy, starting from the same seed set: train a model on the labeled images,
-//!    score the rest of the pool, record the test-set metrics against the number of labels,
-//!    then "label" the `--batch` pool images of highest priority and retrain, for `--rounds`
-//!    rounds. Round r of every strategy trains with the same model seed, so the strategies
+//!    score the rest of the pool, and record the test-set metrics against the number of labels.
+//!    Then move the `--batch` pool images of highest priority into the labeled set and retrain,
+//!    for `--rounds` rounds. Round r of every strategy trains with the same model seed, so the strategies
 //!    differ only in which images they chose.
 //!
 //! Metrics per round: accuracy, balanced accuracy, quadratic weighted kappa, the ROC AUC of
@@ -80,7 +80,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         }
     });
     bar.finish_and_clear();
-    // The cache holds one folder per trained model, none of which is used again.
+    // The cache contains one folder per trained model, none of which is used again.
     let _ = std::fs::remove_dir_all(&cache_dir);
     let results = results?;
 
@@ -266,6 +266,88 @@ fn choose_seed_set(images: &[LabeledImage], pool: &[usize], initial: usize, seed
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    /// Writes `count` 16 × 16 PNGs, dark for even and bright for odd indices, and a labels file
+    /// with columns image, lesion (0 dark, 1 bright) and patient (two images each).
+    fn study_folder(count: usize) -> tempfile::TempDir {
+        let folder = tempfile::tempdir().unwrap();
+        let mut csv = String::from("image,lesion,patient\n");
+        for index in 0..count {
+            let level = if index % 2 == 0 { 30 } else { 220 };
+            let image = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([level, (x * 7 + y * 3 + index as u32) as u8, level]));
+            image.save(folder.path().join(format!("{index}.png"))).unwrap();
+            csv.push_str(&format!("{index}.png,{},p{}\n", index % 2, index / 2));
+        }
+        std::fs::write(folder.path().join("labels.csv"), csv).unwrap();
+        folder
+    }
+
+    fn args(folder: &Path) -> SimulateArgs {
+        SimulateArgs {
+            images: folder.to_path_buf(),
+            labels: folder.join("labels.csv"),
+            field: "lesion".to_string(),
+            classes: None,
+            strategies: vec![Strategy::Entropy, Strategy::Random],
+            seed: 2,
+            out: folder.join("out"),
+            image_column: "image".to_string(),
+            group_column: Some("patient".to_string()),
+            initial: 4,
+            batch: 2,
+            rounds: 2,
+            test_fraction: 0.25,
+            resolution: 16,
+            epochs: 1,
+            models: None,
+        }
+    }
+
+    #[test]
+    fn simulate_writes_curves() {
+        let folder = study_folder(20);
+        run(&args(folder.path())).unwrap();
+        let csv = std::fs::read_to_string(folder.path().join("out/curves.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        // Two strategies × three models (rounds 0, 1, 2) trained on 4, 6 and 8 images.
+        assert_eq!(rows.len(), 6);
+        assert!(rows[0].starts_with("entropy,0,4,"), "{}", rows[0]);
+        assert!(rows[2].starts_with("entropy,2,8,"), "{}", rows[2]);
+        assert!(rows[5].starts_with("random,2,8,"), "{}", rows[5]);
+        assert!(folder.path().join("out/curves.svg").is_file());
+        assert!(!folder.path().join("out/embedding-cache").exists());
+    }
+
+    #[test]
+    fn study_errors_name_the_fix() {
+        let folder = study_folder(6);
+        let mut missing_column = args(folder.path());
+        missing_column.field = "grade".to_string();
+        let message = read_study(&missing_column).unwrap_err().to_string();
+        assert!(message.contains("no column \"grade\""), "{message}");
+        assert!(message.contains("--field"), "{message}");
+
+        let mut wrong_classes = args(folder.path());
+        wrong_classes.classes = Some(vec!["0".to_string(), "2".to_string()]);
+        let message = read_study(&wrong_classes).unwrap_err().to_string();
+        assert!(message.contains("label \"1\" is not one of the field's values"), "{message}");
+
+        std::fs::remove_file(folder.path().join("3.png")).unwrap();
+        let message = read_study(&args(folder.path())).unwrap_err().to_string();
+        assert!(message.contains("line 5"), "{message}");
+        assert!(message.contains("3.png not found"), "{message}");
+    }
+
+    #[test]
+    fn too_few_images_rejected() {
+        // 8 images in 4 patients: 1 patient (2 images) is held out, 6 remain for a seed set of 6.
+        let folder = study_folder(8);
+        let mut settings = args(folder.path());
+        settings.initial = 6;
+        let message = run(&settings).unwrap_err().to_string();
+        assert!(message.contains("lower --initial"), "{message}");
+    }
 
     #[test]
     fn numeric_values_sort_as_numbers() {
