@@ -1,10 +1,12 @@
-//! SVG figures for the agreement pages, drawn with plotters' SVG backend.
+//! SVG figures for the agreement and active-learning pages, drawn with plotters' SVG backend.
 //!
 //! Each function returns one `<svg>` element as text, ready to embed in HTML. Labels are
 //! written as `<text>` elements, so no font files are needed; the browser picks the font.
 //! plotters-svg 0.3.7 escapes `<`, `>`, `&`, `"` and `'` in text and attribute values, so
 //! pseudonyms and category labels cannot inject markup (a unit test below checks this).
 //! Text widths for the margins are estimated from the character count.
+
+pub mod curves;
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

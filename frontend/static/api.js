@@ -1,5 +1,5 @@
-// Client of the grading endpoints of Quorum's JSON API. The session cookie set at login
-// authenticates every request, so no token is handled here.
+// Client of Quorum's JSON API: one request function and the grading endpoints. The session
+// cookie set at login authenticates every request, so no token is handled here.
 
 /** A failed request: the HTTP status (0 when the server was not reached) and the API's error body. */
 export class ApiError extends Error {
@@ -13,7 +13,11 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, body) {
+/**
+ * Sends one request to the API with the session cookie and returns the parsed JSON body, or
+ * null for HTTP 204. Throws an ApiError with the API's error message when the call fails.
+ */
+export async function request(method, path, body) {
   const init = {
     method,
     credentials: 'same-origin',

@@ -37,6 +37,9 @@ const elements = {
   definitionsBody: byId('definitions-body'),
   helpPanel: byId('help-panel'),
   advanceSetting: byId('advance-setting'),
+  suggestion: byId('suggestion'),
+  suggestionText: byId('suggestion-text'),
+  useSuggestion: byId('use-suggestion'),
 };
 
 const viewer = new ImageViewer({
@@ -181,10 +184,35 @@ function formatTime(epochMs) {
 
 // ---- Showing items ----
 
+/**
+ * Shows the model's proposal for the item when the server sent one. The server sends
+ * `suggestion` only when the study has pre-annotation on; the grader still chooses the answer.
+ */
+function showSuggestion(item) {
+  const suggestion = item.suggestion;
+  const field = suggestion ? item.fields.find((candidate) => candidate.name === suggestion.field) : null;
+  if (!suggestion || !field) {
+    elements.suggestion.hidden = true;
+    elements.suggestionText.textContent = '';
+    return;
+  }
+  const option = field.options.find((candidate) => candidate.value === suggestion.value);
+  const label = option ? `${option.label} (${option.value})` : suggestion.value;
+  const percent = Math.round(suggestion.confidence * 100);
+  elements.suggestionText.textContent = `Model suggestion for ${field.label}: ${label}, confidence ${percent}%.`;
+  elements.useSuggestion.onclick = () => {
+    if (!form.pickValue(suggestion.field, suggestion.value)) {
+      setStatus(`The suggestion cannot be chosen until the questions before ${field.label} are answered.`, { kind: 'error' });
+    }
+  };
+  elements.suggestion.hidden = false;
+}
+
 /** Renders an item's image and form, fills in `draft` answers and focuses the first open field. */
 function presentItem(item, image, draft) {
   form.build(item.fields);
   form.setAnswers(draft.answers);
+  showSuggestion(item);
   elements.comment.value = draft.comment;
   viewer.show(image, { originalUrl: item.original_url, alt: `Image ${item.item_id}` });
   elements.caption.textContent = `Image ${item.item_id}`;

@@ -1,6 +1,8 @@
 //! The `quorum` command line: one subcommand per job, all sharing [`Settings`].
 
 pub mod aggregate;
+pub mod al;
+pub mod al_run;
 pub mod agreement;
 pub mod admin;
 pub mod export;
@@ -51,6 +53,9 @@ pub enum Command {
     Aggregate(aggregate::AggregateArgs),
     /// Write a study's reference standard, grades, agreement report and provenance to a folder.
     Export(export::ExportArgs),
+    /// Active learning: run a model on a study's items, or simulate strategies on labeled images.
+    #[command(subcommand)]
+    Al(al::AlCommand),
 }
 
 /// Logs to stderr; the level comes from `RUST_LOG` (default `info`).
@@ -96,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agreement(args) => agreement::run(&args),
         Command::Aggregate(args) => aggregate::run(&args),
         Command::Export(args) => export::run(&settings, &args),
+        Command::Al(command) => al::run(&settings, command),
     }
 }
 

@@ -4,6 +4,7 @@
 //! written once: guideline schema and checks, roles, item states, the ratings matrix and the
 //! statistics computed over it.
 
+pub mod active_learning;
 pub mod aggregate;
 pub mod agreement;
 pub mod agreement_report;
@@ -11,6 +12,7 @@ pub mod answers;
 pub mod assignment;
 pub mod consensus;
 pub mod guideline;
+pub mod model_run;
 pub mod ratings;
 pub mod roles;
 pub mod slug;

@@ -10,6 +10,8 @@
 //! adjudication(r)  -- round closed: adjudicate --> adjudication(r + 1)
 //! adjudication(r)  -- round closed: arbitrate  --> arbitration(r)
 //! arbitration(r)   -- arbitrated               --> resolved(r)
+//! pending          -- pseudolabel accepted     --> resolved(0)
+//! grading(r)       -- pseudolabel accepted     --> resolved(r)
 //! resolved(r)      -- reopened                 --> grading(r + 1)
 //! any but excluded -- excluded                 --> excluded
 //! excluded         -- reopened                 --> the state it was excluded from
@@ -23,6 +25,9 @@
 //! - An excluded item reopens into exactly the state it was excluded from, with its round,
 //!   grades and assignments, so an exclusion made by mistake is undone without losing
 //!   work. The state it was excluded from is part of [`State::Excluded`].
+//! - A lead may accept a model's pseudolabel only for an item that no round has decided yet
+//!   (pending or in grading). Items in arbitration or adjudication already have grades that
+//!   disagree, and those go to a senior or to the graders, not to the model.
 //! - An adjudication round keeps the graders of the round before it, so a decision to add a
 //!   grader is rejected there. When one of them stops being a grader, [`departure`] decides
 //!   whether the round waits, closes or goes to arbitration.
@@ -128,6 +133,8 @@ pub enum Event {
     Excluded,
     /// A lead reopened a resolved or excluded item, with a reason.
     Reopened,
+    /// A lead accepted a model run's pseudolabel as the item's resolution.
+    PseudolabelAccepted,
 }
 
 impl Event {
@@ -142,6 +149,7 @@ impl Event {
             Event::Arbitrated => "arbitrate",
             Event::Excluded => "exclude",
             Event::Reopened => "reopen",
+            Event::PseudolabelAccepted => "accept a pseudolabel for",
         }
     }
 }
@@ -170,6 +178,12 @@ pub fn transition(state: State, event: &Event) -> Result<State, TransitionError>
 
         (State::Pending, Event::GradingStarted) => Ok(State::Grading { round: 0 }),
         (_, Event::GradingStarted) => reject("grading has already started"),
+
+        (State::Pending, Event::PseudolabelAccepted) => Ok(State::Resolved { round: 0 }),
+        (State::Grading { round }, Event::PseudolabelAccepted) => Ok(State::Resolved { round }),
+        (_, Event::PseudolabelAccepted) => {
+            reject("only a pending item or one in grading takes a pseudolabel; its grades decide the rest")
+        }
 
         (State::Grading { round }, Event::RoundClosed(decision)) => Ok(after_round(round, decision)),
         (State::Adjudication { .. }, Event::RoundClosed(Decision::AddGrader)) => {

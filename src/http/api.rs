@@ -138,6 +138,8 @@ pub async fn get_project(state: web::Data<AppState>, user: CurrentUser, slug: we
             "overlap": project.overlap,
             "policy": project.policy,
             "policy_params": serde_json::from_str::<serde_json::Value>(&project.policy_params).unwrap_or_default(),
+            "preannotation": project.preannotation,
+            "pseudolabel_threshold": project.pseudolabel_threshold,
             "guideline": { "key": guideline_row.key, "version": guideline_row.version, "title": guideline_row.title },
         }))
     })

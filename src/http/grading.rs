@@ -3,6 +3,9 @@
 //! Blinding: nothing here returns, or lets a grader infer, another grader's grade of an item
 //! in grading. `next` and `progress` count only the caller's own work, `my-grade` returns only
 //! the caller's grade, and errors name only the caller's own assignment.
+//!
+//! When the study has pre-annotation on, `next` adds the newest model run's proposal for the
+//! item as `suggestion`; when it is off, the response has no `suggestion` key at all.
 
 use std::sync::Arc;
 
@@ -20,7 +23,7 @@ use crate::domain::guideline::Guideline;
 use crate::domain::roles::Role;
 use crate::store::grading::{self, GradeError, GradeSubmission};
 use crate::store::models::ProjectRow;
-use crate::store::{now_ms, Conn, Database};
+use crate::store::{active_learning, now_ms, Conn, Database};
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -66,7 +69,7 @@ pub async fn next(state: web::Data<AppState>, user: CurrentUser, slug: web::Path
         let mut conn = db.conn()?;
         let (graded_today, remaining) = grading::progress(&mut conn, &project, user.id, day_start(now), now)?;
         let (image_url, thumbnail_url, original_url) = image_urls(&project.slug, lease.item.id);
-        Ok(Some(serde_json::json!({
+        let mut body = serde_json::json!({
             "item_id": lease.item.id,
             "round": lease.round,
             "image_url": image_url,
@@ -76,7 +79,21 @@ pub async fn next(state: web::Data<AppState>, user: CurrentUser, slug: web::Path
             "guideline": { "key": guideline.key, "version": guideline.version, "title": guideline.title },
             "fields": &guideline.fields,
             "progress": { "graded_today": graded_today, "remaining": remaining },
-        })))
+        });
+        // Pre-annotation off means no part of a proposal reaches a grader, not even its absence.
+        if project.preannotation {
+            let suggestion = active_learning::runs::suggestion_for(&mut conn, project.id, lease.item.id)?;
+            body["suggestion"] = match suggestion {
+                Some(suggestion) => serde_json::json!({
+                    "field": suggestion.field,
+                    "value": suggestion.value,
+                    "confidence": suggestion.confidence,
+                    "run_id": suggestion.run_id,
+                }),
+                None => serde_json::Value::Null,
+            };
+        }
+        Ok(Some(body))
     })
     .await??;
     Ok(match body {

@@ -5,6 +5,7 @@
 //! `domain/`; access checks are written once in [`access`].
 
 pub mod access;
+pub mod active_learning;
 pub mod admin;
 pub mod aggregate;
 pub mod agreement;
@@ -70,6 +71,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{slug}/agreement", web::get().to(agreement::api_agreement))
                 .route("/projects/{slug}/scorecard", web::get().to(agreement::api_scorecard))
                 .route("/projects/{slug}/aggregate", web::get().to(aggregate::api_aggregate))
+                .route("/projects/{slug}/model-runs", web::post().to(active_learning::start))
+                .route("/projects/{slug}/model-runs", web::get().to(active_learning::list))
+                .route("/projects/{slug}/model-runs/{run_id}", web::get().to(active_learning::detail))
+                .route("/projects/{slug}/model-runs/{run_id}/accept", web::post().to(active_learning::accept))
                 .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
                 .route("/projects/{slug}/items/{item_id}/my-grade", web::get().to(grading::my_grade))
                 .route("/projects/{slug}/arbitration", web::get().to(workflow::arbitration_queue))
@@ -94,7 +99,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/studies/{slug}/adjudications", web::get().to(pages_workflow::queues))
         .route("/studies/{slug}/adjudicate/{item_id}", web::get().to(pages_workflow::adjudicate))
         .route("/studies/{slug}/agreement", web::get().to(agreement::agreement_page_handler))
-        .route("/studies/{slug}/scorecard", web::get().to(agreement::scorecard_page));
+        .route("/studies/{slug}/scorecard", web::get().to(agreement::scorecard_page))
+        .route("/studies/{slug}/active-learning", web::get().to(active_learning::page::active_learning_page));
 }
 
 /// Starts the server on an already bound listener (tests bind port 0).

@@ -9,10 +9,11 @@ use super::error::AppError;
 use super::workflow::publish_status;
 use super::AppState;
 use crate::domain::consensus::PolicyParams;
+use crate::domain::model_run::check_threshold;
 use crate::domain::roles::{ResolutionPolicy, Role};
 use crate::domain::slug::check_slug;
 use crate::store::audit::{self, AuditEntry};
-use crate::store::projects::{self, CreateProjectError, ProjectSpec};
+use crate::store::projects::{self, CreateProjectError, ProjectChanges, ProjectSpec};
 use crate::store::{guidelines, users, Conn};
 
 /// Largest overlap accepted.
@@ -175,10 +176,14 @@ pub async fn add_member(
 pub struct UpdateProjectRequest {
     pub name: Option<String>,
     pub overlap: Option<i32>,
+    /// Show graders the latest model run's proposal as a suggestion.
+    pub preannotation: Option<bool>,
+    /// Default lowest confidence at which a model run proposes a pseudolabel.
+    pub pseudolabel_threshold: Option<f64>,
 }
 
-/// `PATCH /api/v1/projects/{slug}`: renames a study or changes its overlap; a new overlap
-/// applies to every item not yet resolved.
+/// `PATCH /api/v1/projects/{slug}`: renames a study or changes its overlap, pre-annotation or
+/// pseudolabel threshold; a new overlap applies to every item not yet resolved.
 pub async fn update(
     state: web::Data<AppState>,
     user: CurrentUser,
@@ -194,13 +199,22 @@ pub async fn update(
             return Err(bad("name", "name must be 1 to 200 characters".into()));
         }
     }
+    if let Some(threshold) = request.pseudolabel_threshold {
+        check_threshold("pseudolabel_threshold", threshold).map_err(|error| bad(error.key, error.message))?;
+    }
     let db = state.db.clone();
     let slug = slug.into_inner();
     let project = web::block(move || -> Result<_, AppError> {
         let mut conn = db.conn()?;
         let (project, caller_role) = project_for(&mut conn, &user, &slug)?;
         require_lead(caller_role, &user, &slug)?;
-        Ok(projects::update_project(&mut conn, &project, request.name.as_deref().map(str::trim), request.overlap, user.id)?)
+        let changes = ProjectChanges {
+            name: request.name.as_deref().map(str::trim),
+            overlap: request.overlap,
+            preannotation: request.preannotation,
+            pseudolabel_threshold: request.pseudolabel_threshold,
+        };
+        Ok(projects::update_project(&mut conn, &project, changes, user.id)?)
     })
     .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({
@@ -208,5 +222,7 @@ pub async fn update(
         "name": project.name,
         "overlap": project.overlap,
         "policy": project.policy,
+        "preannotation": project.preannotation,
+        "pseudolabel_threshold": project.pseudolabel_threshold,
     })))
 }

@@ -10,6 +10,7 @@
 //! resolutions and audit events are append-only: the migrations install triggers that reject
 //! UPDATE and DELETE on them.
 
+pub mod active_learning;
 pub mod agreement;
 pub mod audit;
 pub mod grading;

@@ -67,6 +67,10 @@ pub struct ProjectRow {
     pub blinding: bool,
     pub status: String,
     pub created_at: i64,
+    /// Whether graders see the latest model run's proposal as a suggestion.
+    pub preannotation: bool,
+    /// Lowest model confidence, in (0, 1], at which a run proposes a pseudolabel.
+    pub pseudolabel_threshold: f64,
 }
 
 #[derive(Debug, Insertable)]

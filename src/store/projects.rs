@@ -231,15 +231,19 @@ pub fn create_project_with_lead(conn: &mut DbConnection, spec: &ProjectSpec<'_>,
     })
 }
 
-/// Renames a study or changes its overlap. Lowering the overlap closes the round of every
-/// item that already has the new number of grades.
-pub fn update_project(
-    conn: &mut DbConnection,
-    project: &ProjectRow,
-    name: Option<&str>,
-    overlap: Option<i32>,
-    actor_id: i64,
-) -> StoreResult<ProjectRow> {
+/// Changes a lead may make to a study; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProjectChanges<'a> {
+    pub name: Option<&'a str>,
+    pub overlap: Option<i32>,
+    pub preannotation: Option<bool>,
+    pub pseudolabel_threshold: Option<f64>,
+}
+
+/// Changes a study's name, overlap, pre-annotation or pseudolabel threshold. Lowering the
+/// overlap closes the round of every item that already has the new number of grades.
+pub fn update_project(conn: &mut DbConnection, project: &ProjectRow, changes: ProjectChanges<'_>, actor_id: i64) -> StoreResult<ProjectRow> {
+    let ProjectChanges { name, overlap, preannotation, pseudolabel_threshold } = changes;
     conn.transaction(|conn| {
         if let Some(name) = name {
             diesel::update(projects::table.find(project.id)).set(projects::name.eq(name)).execute(conn)?;
@@ -247,13 +251,27 @@ pub fn update_project(
         if let Some(overlap) = overlap {
             diesel::update(projects::table.find(project.id)).set(projects::overlap.eq(overlap)).execute(conn)?;
         }
+        if let Some(preannotation) = preannotation {
+            diesel::update(projects::table.find(project.id)).set(projects::preannotation.eq(preannotation)).execute(conn)?;
+        }
+        if let Some(threshold) = pseudolabel_threshold {
+            diesel::update(projects::table.find(project.id))
+                .set(projects::pseudolabel_threshold.eq(threshold))
+                .execute(conn)?;
+        }
         super::audit::record(conn, super::audit::AuditEntry {
             project_id: Some(project.id),
             actor_id: Some(actor_id),
             action: "project.updated",
             object_type: "project",
             object_id: Some(project.id),
-            details: serde_json::json!({ "name": name, "overlap": overlap, "previous_overlap": project.overlap }),
+            details: serde_json::json!({
+                "name": name,
+                "overlap": overlap,
+                "previous_overlap": project.overlap,
+                "preannotation": preannotation,
+                "pseudolabel_threshold": pseudolabel_threshold,
+            }),
         })?;
         let updated: ProjectRow = projects::table.find(project.id).select(ProjectRow::as_select()).first(conn)?;
         if overlap.is_some_and(|o| o < project.overlap) {

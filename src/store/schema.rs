@@ -42,6 +42,8 @@ diesel::table! {
         blinding -> Bool,
         status -> Text,
         created_at -> BigInt,
+        preannotation -> Bool,
+        pseudolabel_threshold -> Double,
     }
 }
 
@@ -143,6 +145,9 @@ diesel::table! {
         started_by -> Nullable<BigInt>,
         started_at -> BigInt,
         finished_at -> Nullable<BigInt>,
+        settings -> Text,
+        stage -> Text,
+        updated_at -> BigInt,
     }
 }
 
@@ -157,6 +162,7 @@ diesel::table! {
         proposal -> Nullable<Text>,
         confidence -> Nullable<Double>,
         accepted_resolution_id -> Nullable<BigInt>,
+        priority -> Double,
     }
 }
 

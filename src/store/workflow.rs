@@ -113,6 +113,7 @@ fn action_of(event: &Event) -> &'static str {
         Event::Arbitrated => "item.arbitrated",
         Event::Excluded => "item.excluded",
         Event::Reopened => "item.reopened",
+        Event::PseudolabelAccepted => "item.resolved",
     }
 }
 
@@ -170,18 +171,18 @@ fn rounds_in_cycle(conn: &mut DbConnection, item: &ItemRow) -> QueryResult<i32> 
 }
 
 /// A resolution to append.
-struct NewResolution<'a> {
-    item_id: i64,
-    answers_json: &'a str,
-    method: ResolutionMethod,
-    decided_by: Option<i64>,
-    rounds_used: i32,
-    reason: &'a str,
-    now: i64,
+pub(crate) struct NewResolution<'a> {
+    pub(crate) item_id: i64,
+    pub(crate) answers_json: &'a str,
+    pub(crate) method: ResolutionMethod,
+    pub(crate) decided_by: Option<i64>,
+    pub(crate) rounds_used: i32,
+    pub(crate) reason: &'a str,
+    pub(crate) now: i64,
 }
 
 /// Appends a resolution that supersedes the item's current one, if any, and returns its id.
-fn insert_resolution(conn: &mut DbConnection, resolution: &NewResolution<'_>) -> QueryResult<i64> {
+pub(crate) fn insert_resolution(conn: &mut DbConnection, resolution: &NewResolution<'_>) -> QueryResult<i64> {
     let existing: Vec<(i64, Option<i64>)> = resolutions::table
         .filter(resolutions::item_id.eq(resolution.item_id))
         .select((resolutions::id, resolutions::supersedes))

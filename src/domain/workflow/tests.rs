@@ -34,7 +34,17 @@ fn states() -> Vec<State> {
 }
 
 fn events() -> Vec<Event> {
-    vec![Event::GradingStarted, resolve(), arbitrate(), adjudicate(), add_grader(), Event::Arbitrated, Event::Excluded, Event::Reopened]
+    vec![
+        Event::GradingStarted,
+        resolve(),
+        arbitrate(),
+        adjudicate(),
+        add_grader(),
+        Event::Arbitrated,
+        Event::Excluded,
+        Event::Reopened,
+        Event::PseudolabelAccepted,
+    ]
 }
 
 /// Returns every state x event pair with its expected outcome: `Some(target)` or `None` (rejected).
@@ -55,6 +65,7 @@ fn table() -> Vec<(State, Event, Option<State>)> {
         (pending, Event::Arbitrated, None),
         (pending, Event::Excluded, Some(Excluded { previous: ItemStatus::Pending, round: 0 })),
         (pending, Event::Reopened, None),
+        (pending, Event::PseudolabelAccepted, Some(Resolved { round: 0 })),
         (grading, Event::GradingStarted, None),
         (grading, resolve(), Some(Resolved { round: 1 })),
         (grading, arbitrate(), Some(Arbitration { round: 1 })),
@@ -63,6 +74,7 @@ fn table() -> Vec<(State, Event, Option<State>)> {
         (grading, Event::Arbitrated, None),
         (grading, Event::Excluded, Some(Excluded { previous: ItemStatus::Grading, round: 1 })),
         (grading, Event::Reopened, None),
+        (grading, Event::PseudolabelAccepted, Some(Resolved { round: 1 })),
         (arbitration, Event::GradingStarted, None),
         (arbitration, resolve(), None),
         (arbitration, arbitrate(), None),
@@ -71,6 +83,7 @@ fn table() -> Vec<(State, Event, Option<State>)> {
         (arbitration, Event::Arbitrated, Some(Resolved { round: 1 })),
         (arbitration, Event::Excluded, Some(Excluded { previous: ItemStatus::Arbitration, round: 1 })),
         (arbitration, Event::Reopened, None),
+        (arbitration, Event::PseudolabelAccepted, None),
         (adjudication, Event::GradingStarted, None),
         (adjudication, resolve(), Some(Resolved { round: 2 })),
         (adjudication, arbitrate(), Some(Arbitration { round: 2 })),
@@ -79,6 +92,7 @@ fn table() -> Vec<(State, Event, Option<State>)> {
         (adjudication, Event::Arbitrated, None),
         (adjudication, Event::Excluded, Some(Excluded { previous: ItemStatus::Adjudication, round: 2 })),
         (adjudication, Event::Reopened, None),
+        (adjudication, Event::PseudolabelAccepted, None),
         (resolved, Event::GradingStarted, None),
         (resolved, resolve(), None),
         (resolved, arbitrate(), None),
@@ -87,6 +101,7 @@ fn table() -> Vec<(State, Event, Option<State>)> {
         (resolved, Event::Arbitrated, None),
         (resolved, Event::Excluded, Some(Excluded { previous: ItemStatus::Resolved, round: 1 })),
         (resolved, Event::Reopened, Some(Grading { round: 2 })),
+        (resolved, Event::PseudolabelAccepted, None),
         (excluded, Event::GradingStarted, None),
         (excluded, resolve(), None),
         (excluded, arbitrate(), None),
@@ -95,6 +110,7 @@ fn table() -> Vec<(State, Event, Option<State>)> {
         (excluded, Event::Arbitrated, None),
         (excluded, Event::Excluded, None),
         (excluded, Event::Reopened, Some(Adjudication { round: 2 })),
+        (excluded, Event::PseudolabelAccepted, None),
     ]
 }
 

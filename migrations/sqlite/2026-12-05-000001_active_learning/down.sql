@@ -1,0 +1,10 @@
+DROP INDEX predictions_item;
+DROP INDEX predictions_run_priority;
+ALTER TABLE predictions DROP COLUMN priority;
+DROP INDEX model_runs_one_active;
+DROP INDEX model_runs_project;
+ALTER TABLE model_runs DROP COLUMN updated_at;
+ALTER TABLE model_runs DROP COLUMN stage;
+ALTER TABLE model_runs DROP COLUMN settings;
+ALTER TABLE projects DROP COLUMN pseudolabel_threshold;
+ALTER TABLE projects DROP COLUMN preannotation;
