@@ -18,7 +18,9 @@
 //!   the head trained, on cached embeddings.
 //!
 //! Training uses AdamW and a cross-entropy weighted by n / (K · n_c) per class c (K the classes
-//! present) so that a rare class counts as much as a common one, with random horizontal flips.
+//! present) so that a rare class counts as much as a common one. The from-scratch model also
+//! sees random horizontal flips. A frozen backbone's head trains on the cached embeddings of
+//! the unflipped images only.
 //! The formulas for the scores, the selection and the evaluation live in
 //! [`crate::domain::active_learning`]; this module only produces probabilities.
 //!
