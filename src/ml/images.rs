@@ -1,9 +1,9 @@
 //! Image files to model input: decode, resize to a square, normalise per channel.
 //!
-//! The image is squeezed to `resolution` × `resolution` without cropping (fundus photographs
-//! are close to square, and every image is distorted the same way), converted to RGB, and each
-//! channel is normalised with the ImageNet mean and standard deviation, which the pretrained
-//! backbones expect and which centres the from-scratch model's input as well. The result is a
+//! The image is squeezed to `resolution` × `resolution` without cropping, because fundus
+//! photographs are close to square and every image is distorted the same way. It is converted
+//! to RGB, and each channel is normalised with the ImageNet mean and standard deviation. The
+//! pretrained backbones expect that, and it centres the from-scratch model's input as well. The result is a
 //! (3, resolution, resolution) f32 tensor, channels first.
 
 use std::path::Path;

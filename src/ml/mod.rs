@@ -10,15 +10,17 @@
 //! with a split chosen by the caller (the offline simulation keeps one test set for all rounds).
 //!
 //! Two kinds of model, chosen by what [`RunConfig::models_dir`] contains:
-//! - no weights: a small CNN trained from scratch ([`network`]), three blocks of 3×3
-//!   convolution, ReLU and 2×2 max pooling with 16, 32 and 64 channels, global average pooling
-//!   to a 64-value embedding, then a head of dropout and one linear layer;
+//! - no weights: a small CNN trained from scratch ([`network`]). It has three blocks of 3×3
+//!   convolution, ReLU and 2×2 max pooling with 16, 32 and 64 channels, and global average
+//!   pooling to a 64-value embedding, then a head of dropout and one linear layer;
 //! - pretrained weights ([`pretrained`] lists the file names): a candle-transformers ResNet or
 //!   ConvNeXt used as a frozen feature extractor (batch norm in evaluation mode), with only
 //!   the head trained, on cached embeddings.
 //!
 //! Training uses AdamW and a cross-entropy weighted by n / (K · n_c) per class c (K the classes
-//! present) so that a rare class counts as much as a common one, with random horizontal flips.
+//! present) so that a rare class counts as much as a common one. The from-scratch model also
+//! sees random horizontal flips. A frozen backbone's head trains on the cached embeddings of
+//! the unflipped images only.
 //! The formulas for the scores, the selection and the evaluation live in
 //! [`crate::domain::active_learning`]; this module only produces probabilities.
 //!

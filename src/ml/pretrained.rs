@@ -17,6 +17,9 @@
 //! safetensors files that candle's examples use. Batch norm runs in evaluation mode with the
 //! stored running statistics; no backbone weight is trained. The embedding is the globally
 //! average-pooled last feature map.
+//!
+//! NOTE: the tests load randomly initialised ResNet-18 files written by candle itself; no
+//! downloaded checkpoint and no ConvNeXt file has been run through this code.
 
 use std::path::{Path, PathBuf};
 

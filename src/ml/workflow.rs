@@ -198,6 +198,8 @@ fn train_model(
 
     match backbone {
         None => {
+            // NOTE: every training image stays in memory as a tensor (192 KiB at 128 px), so
+            // 10,000 labeled images need about 2 GB.
             let mut images = Vec::with_capacity(train.len());
             for (index, image) in train.iter().enumerate() {
                 images.push(images::load(&image.path, config.resolution, device)?.1);

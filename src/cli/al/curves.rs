@@ -159,7 +159,7 @@ fn draw_curves(title: &str, results: &[RoundResult], binary: bool) -> Result<Str
         }
 
         for (panel_index, (name, value)) in metrics.iter().enumerate() {
-            let values: Vec<f64> = results.iter().filter_map(|r| value(r)).collect();
+            let values: Vec<f64> = results.iter().filter_map(value).collect();
             let y_min = values.iter().copied().fold(0.0, f64::min).floor();
             let panel = Panel {
                 left: MARGIN_LEFT + panel_index as i32 * (PANEL_WIDTH + GAP),

@@ -15,7 +15,7 @@
 //!   one point);
 //! - the expected calibration error over 10 equal-width bins of the top probability,
 //!   ECE = Σ_b (n_b / n) |accuracy_b − mean confidence_b| (Naeini et al. 2015; Guo et al.
-//!   2017), with the bins themselves for a reliability diagram. Bin b holds confidences in
+//!   2017), with the bins themselves for a reliability diagram. Bin b contains confidences in
 //!   [b/10, (b+1)/10), the last bin also 1.0.
 
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,8 @@
 //!
 //! A [`Strategy`] turns an item's uncertainty into one score where higher means more
 //! informative. [`priorities`] orders the items by that score, except that the first `batch`
-//! places go to a [`diverse_batch`]: the most uncertain item of each embedding cluster in turn,
-//! so one batch does not spend every grade on near-duplicates of one hard image. The priority of
+//! places go to a [`diverse_batch`]. That batch takes the most uncertain item of each embedding
+//! cluster in turn, so one batch does not spend every grade on near-duplicates of one hard image. The priority of
 //! an item is n − its position in that order (n items), so the first item gets n, the last 1,
 //! and the assignment engine serves `priority DESC`. [`Strategy::Random`] is a seeded random
 //! permutation instead, the baseline every other strategy must beat.
@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-/// How unlabeled items are ranked.
+/// Ranking rule for unlabeled items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
@@ -160,7 +160,7 @@ pub fn priorities(scores: &[f64], clusters: Option<&[usize]>, batch: usize) -> V
     priorities_from_order(&order)
 }
 
-/// A seeded random permutation as priorities n, …, 1: the same seed gives the same order.
+/// Draws a seeded random permutation as priorities n, …, 1; the same seed gives the same order.
 pub fn random_priorities(count: usize, seed: u64) -> Vec<f64> {
     let mut order: Vec<usize> = (0..count).collect();
     order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn diverse_batch_orders_clusters_by_best() {
-        // Cluster 7 holds the best item (index 2, 0.95), so it comes before cluster 3.
+        // Cluster 7 contains the best item (index 2, 0.95), so it comes before cluster 3.
         let scores = [0.5, 0.6, 0.95, 0.1];
         let clusters = [3, 3, 7, 7];
         assert_eq!(diverse_batch(&scores, &clusters, 3), vec![2, 1, 3]);
