@@ -5,8 +5,8 @@
 //! rate (on the machines we measured, about 650 flushes per second) however fast the queries
 //! are. The writer thread owns one connection. It takes every write job waiting in its queue
 //! (up to [`MAX_BATCH`]), runs each in its own savepoint inside one transaction, commits
-//! once, and only then answers each job's caller. A job that fails rolls back to its
-//! savepoint and leaves the others untouched; a failed commit fails every job of the batch,
+//! once, and only then replies to each job's caller. A job that fails rolls back to its
+//! savepoint and leaves the others untouched. A failed commit fails every job of the batch,
 //! so no caller is ever told that a write landed when it did not.
 //!
 //! Jobs run one after another on one connection, so they see each other's writes in order,
@@ -158,7 +158,7 @@ fn run(url: String, mut conn: DbConnection, queue: Receiver<Job>) {
             Ok(()) => replies.into_iter().for_each(|reply| reply(Ok(()))),
             Err(error) => {
                 // Jobs left in `batch` never ran (the write lock could not be taken, or a job
-                // before them panicked); dropping them answers their callers with
+                // before them panicked); dropping them fails their callers with
                 // `StoreError::WriterStopped`.
                 tracing::error!(error = %error, jobs = replies.len(), "group commit failed; every job of the batch is reported failed");
                 replies.into_iter().for_each(|reply| reply(Err(&error)));
