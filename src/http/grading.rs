@@ -5,7 +5,7 @@
 //! the caller's grade, and errors name only the caller's own assignment.
 //!
 //! When the study has pre-annotation on, `next` adds the newest model run's proposal for the
-//! item as `suggestion`; when it is off, the response has no `suggestion` key at all.
+//! item as `suggestion`. When it is off, the response has no `suggestion` key at all.
 
 use std::sync::Arc;
 

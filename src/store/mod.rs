@@ -202,7 +202,7 @@ impl Database {
     /// Runs a write transaction and returns once it is durable.
     ///
     /// On SQLite the job goes to the group-commit writer ([`writer`]), which commits it
-    /// together with the other writes waiting at the time; on PostgreSQL it runs on a pooled
+    /// together with the other writes waiting at the time. On PostgreSQL it runs on a pooled
     /// connection. Either way the job should open its own transaction, as it would on a plain
     /// connection (on SQLite that becomes a savepoint of the batch).
     pub fn write<T, E, F>(&self, job: F) -> Result<T, E>
