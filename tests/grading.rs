@@ -328,6 +328,89 @@ fn fifty_graders_race(backend: TestBackend) {
         .filter(|(_, n)| *n > 0)
         .collect();
     assert_eq!(kept, counted, "status counts drifted from the items");
+    assert_places_held_exact(&mut conn, i64::MAX / 2);
+}
+
+/// Checks that every item's `places_held`, kept by triggers, equals a full count of the
+/// assignments of its current round that hold a place at `now`.
+fn assert_places_held_exact(conn: &mut quorum::store::DbConnection, now: i64) {
+    use diesel::prelude::*;
+    use quorum::store::schema::{assignments, items};
+    let kept: Vec<(i64, i32, i32)> = items::table.select((items::id, items::round, items::places_held)).load(conn).expect("items");
+    for (item_id, round, places_held) in kept {
+        let counted: i64 = assignments::table
+            .filter(assignments::item_id.eq(item_id))
+            .filter(assignments::round.eq(round))
+            .filter(assignments::completed_at.is_not_null().or(assignments::leased_until.gt(now)))
+            .count()
+            .get_result(conn)
+            .expect("count places");
+        assert_eq!(i64::from(places_held), counted, "places held of item {item_id} drifted");
+    }
+}
+
+/// Leases that run out free their places. A third grader gets the item once the first two
+/// leases expired. A late grade on an expired lease counts while a place is free, and the
+/// grader whose place was taken gets nothing. Times are given, not read from the clock.
+fn expired_leases_free_places(backend: TestBackend) {
+    use quorum::store::grading::{self, GradeSubmission};
+    use quorum::store::projects;
+    let (setup, study) = setup(backend, 1, 3, 2);
+    let item_id = study.item_ids[0];
+    let db = setup.app.db.clone();
+    let mut conn = db.conn().expect("connection");
+    let project = projects::find_by_slug(&mut conn, "study").expect("query").expect("study");
+    let graders: Vec<i64> = ["grader0", "grader1", "grader2"]
+        .iter()
+        .map(|name| quorum::store::users::find_by_username(&mut conn, name).expect("query").expect("user").id)
+        .collect();
+    let lease = |conn: &mut quorum::store::DbConnection, grader: i64, now: i64| {
+        grading::lease_next(conn, &project, grader, now, 100).expect("lease").map(|lease| lease.item.id)
+    };
+    assert_eq!(lease(&mut conn, graders[0], 1_000), Some(item_id));
+    assert_eq!(lease(&mut conn, graders[1], 1_000), Some(item_id));
+    assert_eq!(lease(&mut conn, graders[2], 1_050), None, "both places are leased");
+    assert_eq!(grading::progress(&mut conn, &project, graders[2], 1_050).expect("progress").1, 0);
+    assert_places_held_exact(&mut conn, 1_050);
+
+    // Both leases ran out at 1,100.
+    assert_eq!(lease(&mut conn, graders[2], 1_200), Some(item_id));
+    assert_places_held_exact(&mut conn, 1_200);
+
+    // The first grader's lease expired, but a place is still free, so the grade counts.
+    let guideline = db.guideline(&mut conn, project.guideline_id).expect("guideline");
+    let answers = quorum::domain::answers::validate_answers(&guideline, &answers_for(1)).expect("answers");
+    let submission = GradeSubmission {
+        project: &project,
+        guideline: &guideline,
+        grader_id: graders[0],
+        item_id,
+        answers: &answers,
+        comment: "",
+        time_spent_ms: 1,
+        source: "web",
+    };
+    grading::submit_grade(&mut conn, &submission, 1_210).expect("late grade on a free place");
+    assert_places_held_exact(&mut conn, 1_210);
+
+    // The second grader's place went to the third grader.
+    assert_eq!(lease(&mut conn, graders[1], 1_220), None);
+    let late = GradeSubmission { grader_id: graders[1], ..submission };
+    assert!(matches!(grading::submit_grade(&mut conn, &late, 1_230), Err(grading::GradeError::LeaseLost(_))));
+    assert_eq!(grading::progress(&mut conn, &project, graders[1], 1_230).expect("progress").1, 0);
+    assert_eq!(grading::progress(&mut conn, &project, graders[2], 1_230).expect("progress").1, 1, "the held lease");
+    assert_places_held_exact(&mut conn, 1_230);
+}
+
+#[test]
+fn sqlite_expired_leases_free_places() {
+    expired_leases_free_places(TestBackend::Sqlite);
+}
+
+#[test]
+#[cfg_attr(not(quorum_postgres_tests), ignore = "needs PostgreSQL: set QUORUM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test")]
+fn postgres_expired_leases_free_places() {
+    expired_leases_free_places(TestBackend::Postgres);
 }
 
 #[test]

@@ -61,9 +61,10 @@ fn round_trip(backend: TestBackend) -> SchemaShape {
     shape
 }
 
-const DATA_MODEL_TABLES: [&str; 13] = [
+const DATA_MODEL_TABLES: [&str; 14] = [
     "assignments",
     "audit_events",
+    "grader_day_counts",
     "grades",
     "guidelines",
     "item_status_counts",

@@ -49,12 +49,7 @@ impl FromRequest for CurrentUser {
                 .keys
                 .verify(&token)
                 .map_err(|_| AppError::Unauthorized("the session token is invalid or expired; log in again".into()))?;
-            let db = state.db.clone();
-            let user = web::block(move || {
-                let mut conn = db.conn()?;
-                users::find_by_id(&mut conn, user_id)
-            })
-            .await??;
+            let user = state.db.read(move |conn| users::find_by_id(conn, user_id)).await?;
             match user {
                 Some(user) if !user.disabled => Ok(CurrentUser {
                     id: user.id,

@@ -21,17 +21,16 @@ use crate::domain::answers::validate_answers;
 use crate::domain::assignment::DEFAULT_LEASE_MS;
 use crate::domain::guideline::Guideline;
 use crate::domain::roles::Role;
-use crate::store::grading::{self, GradeError, GradeSubmission};
+use crate::store::grading::{self, GradeError, GradeSubmission, DAY_MS};
 use crate::store::models::ProjectRow;
-use crate::store::{active_learning, now_ms, Conn, Database};
-
-const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+use crate::store::schema::memberships;
+use crate::store::{active_learning, now_ms, Database, DbConnection};
 
 /// Longest comment accepted with a grade, in characters.
 const MAX_COMMENT_CHARS: usize = 10_000;
 
 /// The study, its guideline, and a check that the caller grades in it.
-fn grader_context(db: &Database, conn: &mut Conn, user: &CurrentUser, slug: &str) -> Result<(ProjectRow, Arc<Guideline>), AppError> {
+fn grader_context(db: &Database, conn: &mut DbConnection, user: &CurrentUser, slug: &str) -> Result<(ProjectRow, Arc<Guideline>), AppError> {
     let (project, role) = project_for(conn, user, slug)?;
     if role != Some(Role::Grader) {
         return Err(AppError::Forbidden(format!(
@@ -48,58 +47,64 @@ fn image_urls(slug: &str, item_id: i64) -> (String, String, String) {
     (format!("{base}/display"), format!("{base}/thumb"), format!("{base}/original"))
 }
 
-/// Start of the current UTC day in epoch milliseconds.
-fn day_start(now: i64) -> i64 {
-    now - now.rem_euclid(DAY_MS)
-}
-
 /// `GET /api/v1/projects/{slug}/next`: the caller's next item (200) or nothing waiting (204).
+///
+/// The reads run through [`Database::read`] and the lease through the group-commit writer,
+/// so on SQLite no thread is handed the request and none waits for the commit.
 pub async fn next(state: web::Data<AppState>, user: CurrentUser, slug: web::Path<String>) -> Result<HttpResponse, AppError> {
     let db = state.db.clone();
     let slug = slug.into_inner();
-    let body = web::block(move || -> Result<Option<serde_json::Value>, AppError> {
-        let (project, guideline) = grader_context(&db, &mut db.conn()?, &user, &slug)?;
-        let now = now_ms();
-        let leased_project = project.clone();
-        let grader_id = user.id;
-        let lease = db.write(move |conn| grading::lease_next(conn, &leased_project, grader_id, now, DEFAULT_LEASE_MS))?;
-        let Some(lease) = lease else {
-            return Ok(None);
-        };
-        let mut conn = db.conn()?;
-        let (graded_today, remaining) = grading::progress(&mut conn, &project, user.id, day_start(now), now)?;
-        let (image_url, thumbnail_url, original_url) = image_urls(&project.slug, lease.item.id);
-        let mut body = serde_json::json!({
-            "item_id": lease.item.id,
-            "round": lease.round,
-            "image_url": image_url,
-            "thumbnail_url": thumbnail_url,
-            "original_url": original_url,
-            "lease_expires_at": lease.leased_until,
-            "guideline": { "key": guideline.key, "version": guideline.version, "title": guideline.title },
-            "fields": &guideline.fields,
-            "progress": { "graded_today": graded_today, "remaining": remaining },
-        });
-        // Pre-annotation off means no part of a proposal reaches a grader, not even its absence.
-        if project.preannotation {
-            let suggestion = active_learning::runs::suggestion_for(&mut conn, project.id, lease.item.id)?;
-            body["suggestion"] = match suggestion {
-                Some(suggestion) => serde_json::json!({
-                    "field": suggestion.field,
-                    "value": suggestion.value,
-                    "confidence": suggestion.confidence,
-                    "run_id": suggestion.run_id,
-                }),
-                None => serde_json::Value::Null,
+    let grader_id = user.id;
+    let context_db = db.clone();
+    let (project, guideline) = db.read(move |conn| grader_context(&context_db, conn, &user, &slug)).await?;
+    let project = Arc::new(project);
+    let now = now_ms();
+    let leased_project = project.clone();
+    let lease = db
+        .write_async(move |conn| grading::lease_next(conn, &leased_project, grader_id, now, DEFAULT_LEASE_MS))
+        .await?;
+    let Some(lease) = lease else {
+        return Ok(HttpResponse::NoContent().finish());
+    };
+    let item_id = lease.item.id;
+    let counted_project = project.clone();
+    let (graded_today, remaining, suggestion) = db
+        .read(move |conn| -> Result<_, AppError> {
+            let (graded_today, remaining) = grading::progress(conn, &counted_project, grader_id, now)?;
+            // Pre-annotation off means no part of a proposal reaches a grader, not even its
+            // absence.
+            let suggestion = if counted_project.preannotation {
+                Some(active_learning::runs::suggestion_for(conn, counted_project.id, item_id)?)
+            } else {
+                None
             };
-        }
-        Ok(Some(body))
-    })
-    .await??;
-    Ok(match body {
-        Some(body) => HttpResponse::Ok().json(body),
-        None => HttpResponse::NoContent().finish(),
-    })
+            Ok((graded_today, remaining, suggestion))
+        })
+        .await?;
+    let (image_url, thumbnail_url, original_url) = image_urls(&project.slug, item_id);
+    let mut body = serde_json::json!({
+        "item_id": item_id,
+        "round": lease.round,
+        "image_url": image_url,
+        "thumbnail_url": thumbnail_url,
+        "original_url": original_url,
+        "lease_expires_at": lease.leased_until,
+        "guideline": { "key": guideline.key, "version": guideline.version, "title": guideline.title },
+        "fields": &guideline.fields,
+        "progress": { "graded_today": graded_today, "remaining": remaining },
+    });
+    if let Some(suggestion) = suggestion {
+        body["suggestion"] = match suggestion {
+            Some(suggestion) => serde_json::json!({
+                "field": suggestion.field,
+                "value": suggestion.value,
+                "confidence": suggestion.confidence,
+                "run_id": suggestion.run_id,
+            }),
+            None => serde_json::Value::Null,
+        };
+    }
+    Ok(HttpResponse::Ok().json(body))
 }
 
 #[derive(Deserialize)]
@@ -137,61 +142,62 @@ pub async fn submit(
         });
     }
     let db = state.db.clone();
-    let receipt = web::block(move || -> Result<_, AppError> {
-        let mut conn = db.conn()?;
-        let (project, guideline) = grader_context(&db, &mut conn, &user, &slug)?;
-        drop(conn);
-        let answers = validate_answers(&guideline, &request.answers).map_err(|error| AppError::Unprocessable {
-            field: error.field,
-            message: error.message,
-            allowed: error.allowed,
+    let context_db = db.clone();
+    let grader_id = user.id;
+    let (project, guideline) = db.read(move |conn| grader_context(&context_db, conn, &user, &slug)).await?;
+    let answers = validate_answers(&guideline, &request.answers).map_err(|error| AppError::Unprocessable {
+        field: error.field,
+        message: error.message,
+        allowed: error.allowed,
+    })?;
+    let project_id = project.id;
+    let stored_answers = answers.clone();
+    let GradeRequest { comment, time_spent_ms, .. } = request;
+    let stored_comment = comment.clone();
+    let receipt = db
+        .write_async(move |conn| {
+            let submission = GradeSubmission {
+                project: &project,
+                guideline: &guideline,
+                grader_id,
+                item_id,
+                answers: &stored_answers,
+                comment: &stored_comment,
+                time_spent_ms,
+                source: "web",
+            };
+            grading::submit_grade(conn, &submission, now_ms())
+        })
+        .await
+        .map_err(|error| match error {
+            GradeError::NotFound(_) => AppError::NotFound(error.to_string()),
+            GradeError::NotAssigned { .. } => AppError::Forbidden(error.to_string()),
+            GradeError::LeftGrading { .. } | GradeError::LeaseLost(_) => AppError::Conflict(error.to_string()),
+            GradeError::Store(store) => AppError::from(store),
         })?;
-        let (stored_project, stored_answers, comment) = (project.clone(), answers.clone(), request.comment.clone());
-        let grader_id = user.id;
-        let receipt = db
-            .write(move |conn| {
-                let submission = GradeSubmission {
-                    project: &stored_project,
-                    guideline: &guideline,
-                    grader_id,
-                    item_id,
-                    answers: &stored_answers,
-                    comment: &comment,
-                    time_spent_ms: request.time_spent_ms,
-                    source: "web",
-                };
-                grading::submit_grade(conn, &submission, now_ms())
+    // In adjudication the room of the item's round shows each re-grade to the others.
+    let room_event = if receipt.round > 0 {
+        let pseudonym: Option<String> = db
+            .read(move |conn| -> Result<_, AppError> {
+                Ok(memberships::table
+                    .filter(memberships::project_id.eq(project_id))
+                    .filter(memberships::user_id.eq(grader_id))
+                    .select(memberships::pseudonym)
+                    .first(conn)
+                    .optional()?)
             })
-            .map_err(|error| match error {
-                GradeError::NotFound(_) => AppError::NotFound(error.to_string()),
-                GradeError::NotAssigned { .. } => AppError::Forbidden(error.to_string()),
-                GradeError::LeftGrading { .. } | GradeError::LeaseLost(_) => AppError::Conflict(error.to_string()),
-                GradeError::Store(store) => AppError::from(store),
-            })?;
-        let mut conn = db.conn()?;
-        // In adjudication the room of the item's round shows each re-grade to the others.
-        let room_event = if receipt.round > 0 {
-            let pseudonym: Option<String> = crate::store::schema::memberships::table
-                .filter(crate::store::schema::memberships::project_id.eq(project.id))
-                .filter(crate::store::schema::memberships::user_id.eq(user.id))
-                .select(crate::store::schema::memberships::pseudonym)
-                .first(&mut conn)
-                .optional()?;
-            Some(serde_json::json!({
-                "type": "regrade",
-                "grader": pseudonym,
-                "round": receipt.round,
-                "answers": answers.to_json(),
-                "comment": &request.comment,
-                "status": receipt.status.as_str(),
-            }))
-        } else {
-            None
-        };
-        Ok((project.id, receipt, room_event))
-    })
-    .await??;
-    let (project_id, receipt, room_event) = receipt;
+            .await?;
+        Some(serde_json::json!({
+            "type": "regrade",
+            "grader": pseudonym,
+            "round": receipt.round,
+            "answers": answers.to_json(),
+            "comment": &comment,
+            "status": receipt.status.as_str(),
+        }))
+    } else {
+        None
+    };
     if let Some(event) = room_event {
         state.events.publish(crate::events::Room::Item { item_id: receipt.item_id, round: receipt.round }, event);
     }
@@ -243,7 +249,7 @@ pub async fn progress(state: web::Data<AppState>, user: CurrentUser, slug: web::
         let mut conn = db.conn()?;
         let (project, _) = grader_context(&db, &mut conn, &user, &slug)?;
         let now = now_ms();
-        Ok(grading::progress(&mut conn, &project, user.id, day_start(now), now).map_err(crate::store::StoreError::from)?)
+        Ok(grading::progress(&mut conn, &project, user.id, now).map_err(crate::store::StoreError::from)?)
     })
     .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "graded_today": graded_today, "remaining": remaining })))

@@ -49,6 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(api::healthz))
         .service(
             web::scope("/api/v1")
+                // The router tries patterns in order, one regular expression each, so the two
+                // routes graders call all day come first.
+                .route("/projects/{slug}/next", web::get().to(grading::next))
+                .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
                 .route("/auth/login", web::post().to(api::login))
                 .route("/auth/logout", web::post().to(api::logout))
                 .route("/me", web::get().to(api::me))
@@ -63,7 +67,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .app_data(web::PayloadConfig::new(admin::MAX_UPLOAD_BYTES))
                         .route(web::post().to(admin::upload_item)),
                 )
-                .route("/projects/{slug}/next", web::get().to(grading::next))
                 .route("/projects/{slug}/events", web::get().to(live::study_events))
                 .route("/projects/{slug}/items/{item_id}/room", web::get().to(live::item_room))
                 .route("/projects/{slug}/progress", web::get().to(grading::progress))
@@ -75,7 +78,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/projects/{slug}/model-runs", web::get().to(active_learning::list))
                 .route("/projects/{slug}/model-runs/{run_id}", web::get().to(active_learning::detail))
                 .route("/projects/{slug}/model-runs/{run_id}/accept", web::post().to(active_learning::accept))
-                .route("/projects/{slug}/items/{item_id}/grades", web::post().to(grading::submit))
                 .route("/projects/{slug}/items/{item_id}/my-grade", web::get().to(grading::my_grade))
                 .route("/projects/{slug}/arbitration", web::get().to(workflow::arbitration_queue))
                 .route("/projects/{slug}/adjudications", web::get().to(workflow::adjudications))

@@ -158,8 +158,7 @@ pub async fn dashboard(state: web::Data<AppState>, user: Option<CurrentUser>, sl
         let is_grader = role == Some(crate::domain::roles::Role::Grader);
         let (graded_today, remaining) = if is_grader {
             let now = crate::store::now_ms();
-            let day_start = now - now.rem_euclid(24 * 60 * 60 * 1000);
-            crate::store::grading::progress(&mut conn, &project, caller.id, day_start, now)?
+            crate::store::grading::progress(&mut conn, &project, caller.id, now)?
         } else {
             (0, 0)
         };

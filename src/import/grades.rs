@@ -26,7 +26,7 @@ use super::{ImportError, ImportProblem};
 use crate::domain::assignment::required_grades;
 use crate::domain::guideline::Guideline;
 use crate::domain::roles::{ItemStatus, Role};
-use crate::store::grading::{lock_for_write, lock_item, submit_grade, GradeError, GradeSubmission};
+use crate::store::grading::{lock_for_write, lock_item, set_lease, submit_grade, GradeError, GradeSubmission};
 use crate::store::models::{ItemRow, ProjectRow};
 use crate::store::schema::{assignments, items};
 use crate::store::{guidelines, now_ms, projects, users, DbConnection, StoreError};
@@ -170,9 +170,7 @@ fn store_grade(
                 .execute(conn)?;
         }
         (ItemStatus::Pending | ItemStatus::Grading, Some((assignment_id, None))) => {
-            diesel::update(assignments::table.find(assignment_id))
-                .set(assignments::leased_until.eq(now + IMPORT_LEASE_MS))
-                .execute(conn)?;
+            set_lease(conn, assignment_id, now + IMPORT_LEASE_MS)?;
         }
         (ItemStatus::Adjudication, None) => {
             return Err(problem(

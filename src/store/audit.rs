@@ -1,9 +1,6 @@
 //! The audit trail: one appended row per action, never changed.
 
-use diesel::prelude::*;
-
-use super::models::NewAuditEvent;
-use super::schema::audit_events;
+use super::sql::{Param, Prepared};
 use super::{now_ms, DbConnection, StoreResult};
 
 /// What an audit event records besides its action name.
@@ -20,15 +17,20 @@ pub struct AuditEntry<'a> {
 /// event exists exactly when the change does.
 pub fn record(conn: &mut DbConnection, entry: AuditEntry<'_>) -> StoreResult<()> {
     let details = entry.details.to_string();
-    let row = NewAuditEvent {
-        project_id: entry.project_id,
-        actor_id: entry.actor_id,
-        action: entry.action,
-        object_type: entry.object_type,
-        object_id: entry.object_id,
-        details: &details,
-        created_at: now_ms(),
-    };
-    diesel::insert_into(audit_events::table).values(&row).execute(conn)?;
+    let params = [
+        Param::NullableInt(entry.project_id),
+        Param::NullableInt(entry.actor_id),
+        Param::Text(entry.action),
+        Param::Text(entry.object_type),
+        Param::NullableInt(entry.object_id),
+        Param::Text(&details),
+        Param::Int(now_ms()),
+    ];
+    Prepared::new(
+        "INSERT INTO audit_events (project_id, actor_id, action, object_type, object_id, details, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &params,
+    )
+    .execute(conn)?;
     Ok(())
 }

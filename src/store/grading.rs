@@ -11,14 +11,18 @@ use diesel::sql_types::BigInt;
 
 use super::audit::{self, AuditEntry};
 use super::models::{ItemRow, ProjectRow};
-use super::schema::{assignments, grades, item_status_counts, items};
+use super::schema::{assignments, grader_day_counts, grades, item_status_counts, items};
 use super::workflow::{self, close_round, Cause, WorkflowError};
+use super::sql::{Param, Prepared};
 use super::{DbConnection, StoreError};
 use crate::domain::answers::Answers;
 use crate::domain::assignment::required_grades;
 use crate::domain::guideline::Guideline;
 use crate::domain::roles::ItemStatus;
 use crate::domain::workflow::Event;
+
+/// Length of a day in milliseconds. "Graded today" counts UTC days.
+pub const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Reasons a grade is rejected.
 #[derive(Debug, thiserror::Error)]
@@ -53,19 +57,14 @@ impl From<WorkflowError> for GradeError {
 
 /// Takes the SQLite write lock at the start of a transaction so that reads and writes of the
 /// same request see one consistent state; on PostgreSQL it does nothing.
-///
-/// SQLite begins a write transaction for any write statement, even one that changes no row.
 pub(crate) fn lock_for_write(conn: &mut DbConnection) -> QueryResult<()> {
-    if let DbConnection::Sqlite(c) = conn {
-        diesel::sql_query("UPDATE projects SET id = id WHERE id = -1").execute(c)?;
-    }
-    Ok(())
+    super::take_write_lock(conn)
 }
 
 /// Locks one item row on PostgreSQL until the transaction ends.
 pub(crate) fn lock_item(conn: &mut DbConnection, item_id: i64) -> QueryResult<()> {
-    if let DbConnection::Postgres(c) = conn {
-        diesel::sql_query("SELECT id FROM items WHERE id = $1 FOR UPDATE").bind::<BigInt, _>(item_id).execute(c)?;
+    if let DbConnection::Postgres(_) = conn {
+        Prepared::new("SELECT id FROM items WHERE id = $1 FOR UPDATE", &[Param::Int(item_id)]).execute(conn)?;
     }
     Ok(())
 }
@@ -88,41 +87,53 @@ fn places_held(conn: &mut DbConnection, item_id: i64, round: i32, now: i64) -> Q
         .get_result(conn)
 }
 
+/// The best item in grading for grader `$2` of study `$1` at time `$3` with overlap `$4`,
+/// followed by `$tail` (empty or a row lock). `places_held` is exact once expired leases are
+/// marked ([`mark_expired_leases`]). The index `items_project_status` lists the items in this
+/// order, so the search stops at the first item with a free place that the grader has not
+/// taken this round.
+macro_rules! in_grading_candidate {
+    ($tail:literal) => {
+        concat!(
+            "SELECT i.id AS id, i.priority AS priority FROM items i \
+             WHERE i.project_id = $1 AND i.status = 'grading' AND i.places_held < $4 + i.extra_grades \
+               AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
+                               AND a.grader_id = $2 AND (a.completed_at IS NOT NULL OR a.leased_until > $3)) \
+             ORDER BY i.priority DESC, i.places_held DESC, i.created_at ASC, i.id ASC LIMIT 1",
+            $tail
+        )
+    };
+}
+
+/// The best pending item of study `$1`, followed by `$tail`. A pending item has no places
+/// taken, so ordering by `places_held` changes nothing but lets one index serve both searches.
+macro_rules! pending_candidate {
+    ($tail:literal) => {
+        concat!(
+            "SELECT i.id AS id, i.priority AS priority FROM items i \
+             WHERE i.project_id = $1 AND i.status = 'pending' \
+             ORDER BY i.priority DESC, i.places_held DESC, i.created_at ASC, i.id ASC LIMIT 1",
+            $tail
+        )
+    };
+}
+
 /// Chooses the next item for a grader: by priority, then most places held, then oldest,
 /// skipping the ids in `excluded`.
 ///
-/// Items in grading and pending items are searched separately so that neither search scans
-/// the whole study: a pending item holds no places, so the first one in index order
-/// (priority, then age) is the best pending candidate, and only the items in grading, a set
-/// bounded by the number of graders at work, need their places counted.
+/// Items in grading and pending items are searched separately, each by walking the index in
+/// the order items are offered, so neither search reads more than the items it passes over.
+/// On PostgreSQL the chosen row is locked, skipping rows that other transactions hold.
 fn choose_item(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64, excluded: &[i64]) -> QueryResult<Option<i64>> {
-    // Parameters: $1 study, $2 grader, $3 now, $4 overlap. SQLite numbers `$N` parameters in
-    // the order they first appear, so each text names them first in that order.
-    const HELD: &str = "(SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                         AND (a.completed_at IS NOT NULL OR a.leased_until > $3))";
-    const IN_GRADING: &str = "SELECT i.id AS id, i.priority AS priority FROM items i \
-         WHERE i.project_id = $1 AND i.status = 'grading' {x} \
-           AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                           AND a.grader_id = $2 AND (a.completed_at IS NOT NULL OR a.leased_until > $3)) \
-           AND {held} < $4 + i.extra_grades \
-         ORDER BY i.priority DESC, {held} DESC, i.created_at ASC, i.id ASC \
-         LIMIT 1";
-    const PENDING: &str = "SELECT i.id AS id, i.priority AS priority FROM items i \
-         WHERE i.project_id = $1 AND i.status = 'pending' {x} \
-         ORDER BY i.priority DESC, i.created_at ASC, i.id ASC \
-         LIMIT 1";
-
-    // Ids are integers, so writing them into the SQL text cannot inject anything. The list is
-    // empty except when a PostgreSQL recount rejected a candidate.
-    let exclusion = if excluded.is_empty() {
-        String::new()
+    let postgres = matches!(conn, DbConnection::Postgres(_));
+    let (in_grading, pending) = if postgres {
+        (in_grading_candidate!(" FOR UPDATE OF i SKIP LOCKED"), pending_candidate!(" FOR UPDATE OF i SKIP LOCKED"))
     } else {
-        let ids: Vec<String> = excluded.iter().map(i64::to_string).collect();
-        format!("AND i.id NOT IN ({})", ids.join(", "))
+        (in_grading_candidate!(""), pending_candidate!(""))
     };
-    let in_grading = IN_GRADING.replace("{held}", HELD).replace("{x}", &exclusion);
-    let in_grading = query_candidate(conn, &in_grading, &[project.id, grader_id, now, i64::from(project.overlap)])?;
-    let pending = query_candidate(conn, &PENDING.replace("{x}", &exclusion), &[project.id])?;
+    let params = [Param::Int(project.id), Param::Int(grader_id), Param::Int(now), Param::Int(i64::from(project.overlap))];
+    let in_grading = query_candidate(conn, in_grading, &params, excluded)?;
+    let pending = query_candidate(conn, pending, &params[..1], excluded)?;
     Ok(match (in_grading, pending) {
         (Some(grading), Some(pending)) if pending.priority > grading.priority => Some(pending.id),
         (Some(grading), _) => Some(grading.id),
@@ -138,13 +149,20 @@ struct CandidateRow {
     priority: f64,
 }
 
-/// Runs one candidate query with its integer parameters bound as `$1`, `$2`, ...; on
-/// PostgreSQL the row is locked, skipping rows other transactions hold. The SQL text stays
-/// the same from request to request, so the prepared statement is reused.
-fn query_candidate(conn: &mut DbConnection, sql: &str, parameters: &[i64]) -> QueryResult<Option<CandidateRow>> {
+/// Runs one candidate query. Without exclusions the text is constant and its prepared
+/// statement is reused. The exclusion list is empty except after a PostgreSQL recount
+/// rejected a candidate; then the ids are written into the text (integers cannot inject
+/// anything) and the statement is prepared for this call only.
+fn query_candidate(conn: &mut DbConnection, template: &'static str, params: &[Param<'_>], excluded: &[i64]) -> QueryResult<Option<CandidateRow>> {
+    if excluded.is_empty() {
+        return Ok(Prepared::new(template, params).load(conn)?.into_iter().next());
+    }
+    let ids: Vec<String> = excluded.iter().map(i64::to_string).collect();
+    let sql = template.replacen("WHERE ", &format!("WHERE i.id NOT IN ({}) AND ", ids.join(", ")), 1);
+    let values: Vec<i64> = params.iter().filter_map(|p| if let Param::Int(v) = p { Some(*v) } else { None }).collect();
     let rows: Vec<CandidateRow> = match conn {
-        DbConnection::Sqlite(c) => bind_all(diesel::sql_query(sql).into_boxed(), parameters).load(c)?,
-        DbConnection::Postgres(c) => bind_all(diesel::sql_query(format!("{sql} FOR UPDATE OF i SKIP LOCKED")).into_boxed(), parameters).load(c)?,
+        DbConnection::Sqlite(c) => bind_all(diesel::sql_query(sql).into_boxed(), &values).load(c)?,
+        DbConnection::Postgres(c) => bind_all(diesel::sql_query(sql).into_boxed(), &values).load(c)?,
     };
     Ok(rows.into_iter().next())
 }
@@ -175,6 +193,7 @@ pub fn lease_next(
     let leased_until = now + lease_ms;
     let lease = conn.transaction::<_, diesel::result::Error, _>(|conn| {
         lock_for_write(conn)?;
+        mark_expired_leases(conn, now)?;
 
         // A lease the grader already holds and has not graded is returned again, so a reload
         // shows the same image instead of taking a second place.
@@ -185,15 +204,13 @@ pub fn lease_next(
             .filter(assignments::completed_at.is_null())
             .filter(assignments::leased_until.gt(now))
             .filter(assignments::round.eq(items::round))
-            .filter(items::status.eq_any([ItemStatus::Pending.as_str(), ItemStatus::Grading.as_str()]))
+            .filter(items::status.eq(ItemStatus::Pending.as_str()).or(items::status.eq(ItemStatus::Grading.as_str())))
             .order(assignments::id.asc())
             .select((assignments::id, items::id))
             .first(conn)
             .optional()?;
         if let Some((assignment_id, item_id)) = held {
-            diesel::update(assignments::table.find(assignment_id))
-                .set(assignments::leased_until.eq(leased_until))
-                .execute(conn)?;
+            set_lease(conn, assignment_id, leased_until)?;
             let item = items::table.find(item_id).select(ItemRow::as_select()).first(conn)?;
             return Ok(Some(Lease { round: item.round, item, leased_until }));
         }
@@ -231,18 +248,21 @@ pub fn lease_next(
             .optional()?;
         match previous {
             Some(id) => {
-                diesel::update(assignments::table.find(id)).set(assignments::leased_until.eq(leased_until)).execute(conn)?;
+                set_lease(conn, id, leased_until)?;
             }
             None => {
-                diesel::insert_into(assignments::table)
-                    .values((
-                        assignments::item_id.eq(item.id),
-                        assignments::grader_id.eq(grader_id),
-                        assignments::round.eq(item.round),
-                        assignments::leased_until.eq(leased_until),
-                        assignments::created_at.eq(now),
-                    ))
-                    .execute(conn)?;
+                let params = [
+                    Param::Int(item.id),
+                    Param::Int(grader_id),
+                    Param::Int(i64::from(item.round)),
+                    Param::Int(leased_until),
+                    Param::Int(now),
+                ];
+                Prepared::new(
+                    "INSERT INTO assignments (item_id, grader_id, round, leased_until, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    &params,
+                )
+                .execute(conn)?;
             }
         }
         if item.status == ItemStatus::Pending.as_str() {
@@ -253,6 +273,46 @@ pub fn lease_next(
         Ok(Some(Lease { round: item.round, item, leased_until }))
     })?;
     Ok(lease)
+}
+
+/// Renews an assignment's lease or gives it a new expiry; a lease marked expired holds its
+/// place again.
+pub(crate) fn set_lease(conn: &mut DbConnection, assignment_id: i64, leased_until: i64) -> QueryResult<usize> {
+    Prepared::new(
+        "UPDATE assignments SET leased_until = $2, expired = FALSE WHERE id = $1",
+        &[Param::Int(assignment_id), Param::Int(leased_until)],
+    )
+    .execute(conn)
+}
+
+/// Marks every lease whose time ran out by `now` as expired, which frees its place in
+/// `items.places_held` (the triggers of that column do the counting). Runs before an item is
+/// chosen, so the choice sees every freed place.
+///
+/// On PostgreSQL it skips leases whose item another transaction has locked: that
+/// transaction is grading or leasing the item and settles the place itself, and waiting for
+/// it could deadlock (it locks the item before the assignment, the triggers here the other
+/// way round).
+pub(crate) fn mark_expired_leases(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
+    let sql = match conn {
+        DbConnection::Sqlite(_) => {
+            "UPDATE assignments SET expired = TRUE \
+             WHERE completed_at IS NULL AND NOT expired AND leased_until > 0 AND leased_until <= $1"
+        }
+        DbConnection::Postgres(_) => {
+            "UPDATE assignments SET expired = TRUE WHERE id IN ( \
+                 SELECT a.id FROM assignments a JOIN items i ON i.id = a.item_id \
+                 WHERE a.completed_at IS NULL AND NOT a.expired AND a.leased_until > 0 AND a.leased_until <= $1 \
+                 FOR UPDATE OF i, a SKIP LOCKED)"
+        }
+    };
+    Prepared::new(sql, &[Param::Int(now)]).execute(conn)
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
 }
 
 /// A grade as submitted, already validated against the study's guideline.
@@ -350,26 +410,25 @@ pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, n
         let current = current_grades(conn, item.id, item.round)?;
         let previous = current.iter().find(|g| g.grader_id == submission.grader_id).map(|g| g.id);
         let answers_json = submission.answers.to_json().to_string();
-        diesel::insert_into(grades::table)
-            .values((
-                grades::item_id.eq(item.id),
-                grades::grader_id.eq(submission.grader_id),
-                grades::round.eq(item.round),
-                grades::guideline_id.eq(project.guideline_id),
-                grades::answers.eq(&answers_json),
-                grades::comment.eq(submission.comment),
-                grades::time_spent_ms.eq(submission.time_spent_ms),
-                grades::source.eq(submission.source),
-                grades::supersedes.eq(previous),
-                grades::created_at.eq(now),
-            ))
-            .execute(conn)?;
-        let grade_id: i64 = grades::table
-            .filter(grades::item_id.eq(item.id))
-            .filter(grades::grader_id.eq(submission.grader_id))
-            .order(grades::id.desc())
-            .select(grades::id)
-            .first(conn)?;
+        let params = [
+            Param::Int(item.id),
+            Param::Int(submission.grader_id),
+            Param::Int(i64::from(item.round)),
+            Param::Int(project.guideline_id),
+            Param::Text(&answers_json),
+            Param::Text(submission.comment),
+            Param::Int(submission.time_spent_ms),
+            Param::Text(submission.source),
+            Param::NullableInt(previous),
+            Param::Int(now),
+        ];
+        let inserted: Vec<IdRow> = Prepared::new(
+            "INSERT INTO grades (item_id, grader_id, round, guideline_id, answers, comment, time_spent_ms, source, \
+             supersedes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            &params,
+        )
+        .load(conn)?;
+        let grade_id = inserted.first().map(|row| row.id).ok_or(diesel::result::Error::NotFound)?;
         audit::record(conn, AuditEntry {
             project_id: Some(project.id),
             actor_id: Some(submission.grader_id),
@@ -381,8 +440,7 @@ pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, n
 
         let mut new_status = if in_adjudication { ItemStatus::Adjudication } else { ItemStatus::Grading };
         if previous.is_none() {
-            diesel::update(assignments::table.find(assignment_id))
-                .set(assignments::completed_at.eq(now))
+            Prepared::new("UPDATE assignments SET completed_at = $2 WHERE id = $1", &[Param::Int(assignment_id), Param::Int(now)])
                 .execute(conn)?;
             if status == ItemStatus::Pending {
                 let cause = Cause { actor_id: Some(submission.grader_id), reason: "first grade" };
@@ -419,24 +477,27 @@ pub fn own_grade(conn: &mut DbConnection, item_id: i64, grader_id: i64) -> Query
     Ok(mine.into_iter().next())
 }
 
-/// A grader's progress in a study: items graded since `day_start` and items still open to them.
-pub fn progress(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, day_start: i64, now: i64) -> QueryResult<(i64, i64)> {
-    // Corrections are counted out in Rust: filtering on `supersedes` in SQL makes SQLite
-    // walk the unique index of that column over every grade instead of the grader's index.
-    let today: Vec<Option<i64>> = grades::table
-        .inner_join(items::table)
-        .filter(grades::grader_id.eq(grader_id))
-        .filter(grades::created_at.ge(day_start))
-        .filter(items::project_id.eq(project.id))
-        .select(grades::supersedes)
-        .load(conn)?;
-    let graded_today = today.iter().filter(|supersedes| supersedes.is_none()).count() as i64;
+/// A grader's progress in a study: items graded on the UTC day that contains `now` and items
+/// still open to them.
+pub fn progress(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64) -> QueryResult<(i64, i64)> {
+    // The trigger of `grader_day_counts` counts each first grade of an item, not corrections.
+    let graded_today: i64 = grader_day_counts::table
+        .filter(grader_day_counts::project_id.eq(project.id))
+        .filter(grader_day_counts::grader_id.eq(grader_id))
+        .filter(grader_day_counts::day.eq(now.div_euclid(DAY_MS)))
+        .select(grader_day_counts::n)
+        .first(conn)
+        .optional()?
+        .unwrap_or(0);
     let remaining = open_item_count(conn, project, grader_id, now)?;
     Ok((graded_today, remaining))
 }
 
 /// Items in grading that still need grades and that this grader has not graded or leased
 /// this round, plus the one the grader holds now.
+///
+/// Free places are read from `items.places_held`, which counts a lease that ran out as held
+/// until the next lease request in any study marks it expired.
 fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64) -> QueryResult<i64> {
     #[derive(QueryableByName)]
     struct CountRow {
@@ -452,22 +513,19 @@ fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64
         .first(conn)
         .optional()?
         .unwrap_or(0);
-    // Parameters: $1 study, $2 grader, $3 now, $4 overlap, first named in that order (see
-    // `choose_item`).
-    const IN_GRADING: &str = "SELECT COUNT(*) AS n FROM items i \
-         WHERE i.project_id = $1 AND i.status = 'grading' \
+    // Parameters: $1 study, $2 grader, $3 now, $4 overlap. Items with a free place the
+    // grader has no part in, then the items the grader holds a lease on.
+    const OPEN: &str = "SELECT COUNT(*) AS n FROM items i \
+         WHERE i.project_id = $1 AND i.status = 'grading' AND i.places_held < $4 + i.extra_grades \
            AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                           AND a.grader_id = $2 AND a.completed_at IS NOT NULL) \
-           AND ((SELECT COUNT(*) FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                AND (a.completed_at IS NOT NULL OR a.leased_until > $3)) < $4 + i.extra_grades \
-                OR EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.round = i.round \
-                           AND a.grader_id = $2 AND a.leased_until > $3))";
-    let parameters = [project.id, grader_id, now, i64::from(project.overlap)];
-    let rows: Vec<CountRow> = match conn {
-        DbConnection::Sqlite(c) => bind_all(diesel::sql_query(IN_GRADING).into_boxed(), &parameters).load(c)?,
-        DbConnection::Postgres(c) => bind_all(diesel::sql_query(IN_GRADING).into_boxed(), &parameters).load(c)?,
-    };
-    Ok(pending + rows.first().map_or(0, |row| row.n))
+                           AND a.grader_id = $2 AND (a.completed_at IS NOT NULL OR a.leased_until > $3))";
+    const HELD: &str = "SELECT COUNT(*) AS n FROM assignments a JOIN items i ON i.id = a.item_id \
+         WHERE a.grader_id = $2 AND a.completed_at IS NULL AND a.leased_until > $3 \
+           AND i.project_id = $1 AND i.status = 'grading' AND a.round = i.round";
+    let params = [Param::Int(project.id), Param::Int(grader_id), Param::Int(now), Param::Int(i64::from(project.overlap))];
+    let open: Vec<CountRow> = Prepared::new(OPEN, &params).load(conn)?;
+    let held: Vec<CountRow> = Prepared::new(HELD, &params[..3]).load(conn)?;
+    Ok(pending + open.first().map_or(0, |row| row.n) + held.first().map_or(0, |row| row.n))
 }
 
 /// Closes the round of every item in grading that has all the grades the study now needs;

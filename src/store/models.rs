@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{audit_events, guidelines, items, memberships, projects, users};
+use super::schema::{guidelines, items, memberships, projects, users};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -143,18 +143,6 @@ pub struct NewItem<'a> {
     pub status: &'a str,
     pub round: i32,
     pub priority: f64,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Insertable)]
-#[diesel(table_name = audit_events)]
-pub struct NewAuditEvent<'a> {
-    pub project_id: Option<i64>,
-    pub actor_id: Option<i64>,
-    pub action: &'a str,
-    pub object_type: &'a str,
-    pub object_id: Option<i64>,
-    pub details: &'a str,
     pub created_at: i64,
 }
 

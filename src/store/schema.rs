@@ -75,6 +75,7 @@ diesel::table! {
         extra_grades -> Integer,
         priority -> Double,
         created_at -> BigInt,
+        places_held -> Integer,
     }
 }
 
@@ -87,6 +88,7 @@ diesel::table! {
         leased_until -> BigInt,
         completed_at -> Nullable<BigInt>,
         created_at -> BigInt,
+        expired -> Bool,
     }
 }
 
@@ -187,6 +189,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    grader_day_counts (project_id, grader_id, day) {
+        project_id -> BigInt,
+        grader_id -> BigInt,
+        day -> BigInt,
+        n -> BigInt,
+    }
+}
+
 diesel::joinable!(projects -> guidelines (guideline_id));
 diesel::joinable!(memberships -> projects (project_id));
 diesel::joinable!(memberships -> users (user_id));
@@ -212,4 +223,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     predictions,
     audit_events,
     item_status_counts,
+    grader_day_counts,
 );

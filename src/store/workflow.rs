@@ -32,6 +32,7 @@ use diesel::prelude::*;
 use super::audit::{self, AuditEntry};
 use super::grading::{current_grades, lock_for_write, lock_item};
 use super::models::{ItemRow, ProjectRow};
+use super::sql::{Param, Prepared};
 use super::schema::{assignments, audit_events, items, memberships, resolutions};
 use super::{DbConnection, StoreError, StoreResult};
 use crate::domain::answers::Answers;
@@ -129,9 +130,8 @@ pub(crate) fn apply(
 ) -> Result<State, WorkflowError> {
     let from = state_of(conn, item)?;
     let to = transition(from, event).map_err(|error| WorkflowError::Rejected { item_id: item.id, error })?;
-    diesel::update(items::table.find(item.id))
-        .set((items::status.eq(to.status().as_str()), items::round.eq(to.round())))
-        .execute(conn)?;
+    let params = [Param::Int(item.id), Param::Text(to.status().as_str()), Param::Int(i64::from(to.round()))];
+    Prepared::new("UPDATE items SET status = $2, round = $3 WHERE id = $1", &params).execute(conn)?;
 
     let mut details = serde_json::json!({
         "from": from.status().as_str(),

@@ -65,21 +65,52 @@ impl Writer {
         E: From<StoreError> + Send + 'static,
     {
         let (answer, answered) = mpsc::sync_channel::<Result<T, E>>(1);
+        self.enqueue(job, move |result| {
+            // The caller may have given up waiting; then there is no one to tell.
+            let _ = answer.send(result);
+        });
+        answered.recv().unwrap_or_else(|_| Err(E::from(StoreError::WriterStopped)))
+    }
+
+    /// Runs `job` in the next batch; the returned future completes once that batch
+    /// committed, with the same result [`Writer::run`] gives. No thread waits meanwhile.
+    pub fn submit<T, E, F>(&self, job: F) -> impl std::future::Future<Output = Result<T, E>>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        self.enqueue(job, move |result| {
+            let _ = answer.send(result);
+        });
+        async move { answered.await.unwrap_or_else(|_| Err(E::from(StoreError::WriterStopped))) }
+    }
+
+    /// Queues `job` and hands its result, after the commit, to `deliver`. A job that never
+    /// runs (the writer stopped) drops `deliver` unused, which its caller sees as
+    /// [`StoreError::WriterStopped`].
+    fn enqueue<T, E, F, D>(&self, job: F, deliver: D)
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        D: FnOnce(Result<T, E>) + Send + 'static,
+    {
         let boxed: Job = Box::new(move |conn: &mut DbConnection| -> Reply {
             let result = run_in_savepoint(conn, job);
             Box::new(move |commit: Result<(), &StoreError>| {
-                let result = match commit {
+                deliver(match commit {
                     Ok(()) => result,
                     // The job's own error explains a failure better than the batch's.
                     Err(_) if result.is_err() => result,
                     Err(error) => Err(E::from(StoreError::Commit(error.to_string()))),
-                };
-                // The caller may have given up waiting; then there is no one to tell.
-                let _ = answer.send(result);
+                })
             })
         });
-        self.jobs.send(boxed).map_err(|_| E::from(StoreError::WriterStopped))?;
-        answered.recv().unwrap_or_else(|_| Err(E::from(StoreError::WriterStopped)))
+        // A send fails only when the writer thread has ended; dropping the job then drops
+        // `deliver`, which tells the caller.
+        let _ = self.jobs.send(boxed);
     }
 }
 

@@ -1,0 +1,3 @@
+DROP TRIGGER grades_count_day ON grades;
+DROP FUNCTION grades_count_day();
+DROP TABLE grader_day_counts;
