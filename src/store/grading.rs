@@ -134,9 +134,9 @@ fn choose_item(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, no
     } else {
         (in_grading_candidate!(""), pending_candidate!(""))
     };
-    let params = [Param::Int(project.id), Param::Int(grader_id), Param::Int(now), Param::Int(i64::from(project.overlap))];
-    let in_grading = query_candidate(conn, in_grading, &params, excluded)?;
-    let pending = query_candidate(conn, pending, &params[..1], excluded)?;
+    let values = [project.id, grader_id, now, i64::from(project.overlap)];
+    let in_grading = query_candidate(conn, in_grading, &values, excluded)?;
+    let pending = query_candidate(conn, pending, &values[..1], excluded)?;
     Ok(match (in_grading, pending) {
         (Some(grading), Some(pending)) if pending.priority > grading.priority => Some(pending.id),
         (Some(grading), _) => Some(grading.id),
@@ -152,17 +152,19 @@ struct CandidateRow {
     priority: f64,
 }
 
-/// Runs one candidate query. Without exclusions the text is constant and its prepared
-/// statement is reused. The exclusion list is empty except after a PostgreSQL recount
-/// rejected a candidate; then the ids are written into the text (integers cannot inject
-/// anything) and the statement is prepared for this call only.
-fn query_candidate(conn: &mut DbConnection, template: &'static str, params: &[Param<'_>], excluded: &[i64]) -> QueryResult<Option<CandidateRow>> {
+/// Runs one candidate query with integer parameters. Without exclusions the text is constant
+/// and its prepared statement is reused.
+///
+/// The exclusion list is empty except after a PostgreSQL recount rejected a candidate. Then
+/// the ids are written into the text, which is safe because they are integers, and the
+/// statement is prepared for this call only.
+fn query_candidate(conn: &mut DbConnection, template: &'static str, values: &[i64], excluded: &[i64]) -> QueryResult<Option<CandidateRow>> {
     if excluded.is_empty() {
-        return Ok(Prepared::new(template, params).load(conn)?.into_iter().next());
+        let params: Vec<Param<'_>> = values.iter().copied().map(Param::Int).collect();
+        return Ok(Prepared::new(template, &params).load(conn)?.into_iter().next());
     }
     let ids: Vec<String> = excluded.iter().map(i64::to_string).collect();
     let sql = template.replacen("WHERE ", &format!("WHERE i.id NOT IN ({}) AND ", ids.join(", ")), 1);
-    let values: Vec<i64> = params.iter().filter_map(|p| if let Param::Int(v) = p { Some(*v) } else { None }).collect();
     let rows: Vec<CandidateRow> = match conn {
         DbConnection::Sqlite(c) => bind_all(diesel::sql_query(sql).into_boxed(), &values).load(c)?,
         DbConnection::Postgres(c) => bind_all(diesel::sql_query(sql).into_boxed(), &values).load(c)?,
@@ -289,13 +291,13 @@ pub(crate) fn set_lease(conn: &mut DbConnection, assignment_id: i64, leased_unti
 }
 
 /// Marks every lease whose time ran out by `now` as expired, which frees its place in
-/// `items.places_held` (the triggers of that column do the counting). Runs before an item is
-/// chosen, so the choice sees every freed place.
+/// `items.places_held` (the triggers of that column do the counting). It runs before an item
+/// is chosen, so the choice counts every freed place.
 ///
-/// On PostgreSQL it skips leases whose item another transaction has locked: that
-/// transaction is grading or leasing the item and settles the place itself, and waiting for
-/// it could deadlock (it locks the item before the assignment, the triggers here the other
-/// way round).
+/// On PostgreSQL it skips leases whose item another transaction has locked, because waiting
+/// could deadlock: that transaction locks the item before the assignment, and the triggers
+/// here lock them the other way round. A skipped lease is marked by a later call. Until then
+/// the choice passes over its item, and the recount in `lease_next` never overfills one.
 pub(crate) fn mark_expired_leases(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
     let sql = match conn {
         DbConnection::Sqlite(_) => {
@@ -480,8 +482,8 @@ pub fn own_grade(conn: &mut DbConnection, item_id: i64, grader_id: i64) -> Query
     Ok(mine.into_iter().next())
 }
 
-/// A grader's progress in a study: items graded on the UTC day that contains `now` and items
-/// still open to them.
+/// Counts a grader's progress in a study: items graded on the UTC day that contains `now`,
+/// and items still open to them.
 pub fn progress(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64) -> QueryResult<(i64, i64)> {
     // The trigger of `grader_day_counts` counts each first grade of an item, not corrections.
     let graded_today: i64 = grader_day_counts::table

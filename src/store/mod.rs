@@ -264,14 +264,7 @@ impl Database {
     {
         match &self.writer {
             Some(writer) => writer.submit(job).await,
-            None => {
-                let pool = self.pool.clone();
-                blocking(move || {
-                    let mut conn = pool.get().map_err(|e| E::from(StoreError::Pool(e)))?;
-                    job(&mut conn)
-                })
-                .await
-            }
+            None => self.on_blocking_thread(job).await,
         }
     }
 
@@ -293,12 +286,26 @@ impl Database {
                 return job(&mut conn);
             }
         }
+        self.on_blocking_thread(job).await
+    }
+
+    /// Runs `job` on a pooled connection in a blocking thread of the tokio runtime.
+    async fn on_blocking_thread<T, E, F>(&self, job: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let pool = self.pool.clone();
-        blocking(move || {
+        let task = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|e| E::from(StoreError::Pool(e)))?;
             job(&mut conn)
-        })
-        .await
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(E::from(StoreError::ShuttingDown)),
+        }
     }
 
     /// The guideline stored under `id`, parsed once and then served from memory: a stored
@@ -329,20 +336,6 @@ impl Database {
         let mut conn = self.conn()?;
         conn.batch_execute("SELECT 1")?;
         Ok(())
-    }
-}
-
-/// Runs `job` on a blocking thread of the tokio runtime.
-async fn blocking<T, E, F>(job: F) -> Result<T, E>
-where
-    F: FnOnce() -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(job).await {
-        Ok(result) => result,
-        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-        Err(_) => Err(E::from(StoreError::ShuttingDown)),
     }
 }
 

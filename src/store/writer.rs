@@ -108,8 +108,8 @@ impl Writer {
                 })
             })
         });
-        // A send fails only when the writer thread has ended; dropping the job then drops
-        // `deliver`, which tells the caller.
+        // A send fails only when the writer thread has ended. Dropping the job then drops
+        // `deliver`, and the caller receives `StoreError::WriterStopped`.
         let _ = self.jobs.send(boxed);
     }
 }
