@@ -11,7 +11,7 @@ use diesel::sql_types::BigInt;
 
 use super::audit::{self, AuditEntry};
 use super::models::{ItemRow, ProjectRow};
-use super::schema::{assignments, grader_day_counts, grades, item_status_counts, items};
+use super::schema::{assignments, grader_day_counts, grades, items};
 use super::workflow::{self, close_round, Cause, WorkflowError};
 use super::sql::{Param, Prepared};
 use super::{DbConnection, StoreError};
@@ -67,6 +67,11 @@ pub(crate) fn lock_item(conn: &mut DbConnection, item_id: i64) -> QueryResult<()
         Prepared::new("SELECT id FROM items WHERE id = $1 FOR UPDATE", &[Param::Int(item_id)]).execute(conn)?;
     }
     Ok(())
+}
+
+/// Reads one item row.
+fn find_item(conn: &mut DbConnection, item_id: i64) -> QueryResult<ItemRow> {
+    native!(conn, |c| items::table.find(item_id).select(ItemRow::as_select()).first(c))
 }
 
 /// An item leased to a grader.
@@ -202,7 +207,7 @@ pub fn lease_next(
 
         // A lease the grader already holds and has not graded is returned again, so a reload
         // shows the same image instead of taking a second place.
-        let held: Option<(i64, i64)> = assignments::table
+        let held: Option<(i64, i64)> = native!(conn, |c| assignments::table
             .inner_join(items::table)
             .filter(items::project_id.eq(project.id))
             .filter(assignments::grader_id.eq(grader_id))
@@ -212,64 +217,45 @@ pub fn lease_next(
             .filter(items::status.eq(ItemStatus::Pending.as_str()).or(items::status.eq(ItemStatus::Grading.as_str())))
             .order(assignments::id.asc())
             .select((assignments::id, items::id))
-            .first(conn)
-            .optional()?;
+            .first(c)
+            .optional())?;
         if let Some((assignment_id, item_id)) = held {
             set_lease(conn, assignment_id, leased_until)?;
-            let item = items::table.find(item_id).select(ItemRow::as_select()).first(conn)?;
+            let item = find_item(conn, item_id)?;
             return Ok(Some(Lease { round: item.round, item, leased_until }));
         }
 
-        // On PostgreSQL the choice reads counts from the statement's snapshot, which may miss a
-        // lease committed while the row lock was awaited; recounting after the lock, in a new
-        // statement, sees it. A full item is skipped and the next one tried.
+        // On SQLite the choice ran under the write lock, so its counts are exact. On PostgreSQL
+        // it reads counts from the statement's snapshot, which may miss a lease committed while
+        // the row lock was awaited. A recount after the lock, in a new statement, includes it.
+        // A full item is skipped and the next one tried.
+        let postgres = matches!(conn, DbConnection::Postgres(_));
         let mut excluded = Vec::new();
         let item = loop {
             let Some(item_id) = choose_item(conn, project, grader_id, now, &excluded)? else {
                 return Ok(None);
             };
-            let item: ItemRow = items::table.find(item_id).select(ItemRow::as_select()).first(conn)?;
-            let held = places_held(conn, item.id, item.round, now)?;
-            let mine: i64 = assignments::table
-                .filter(assignments::item_id.eq(item.id))
-                .filter(assignments::round.eq(item.round))
-                .filter(assignments::grader_id.eq(grader_id))
-                .filter(assignments::completed_at.is_not_null().or(assignments::leased_until.gt(now)))
-                .count()
-                .get_result(conn)?;
-            let open_status = item.status == ItemStatus::Pending.as_str() || item.status == ItemStatus::Grading.as_str();
-            if open_status && mine == 0 && held < required_grades(project.overlap, item.extra_grades) {
+            let item: ItemRow = find_item(conn, item_id)?;
+            if !postgres || place_still_free(conn, project, &item, grader_id, now)? {
                 break item;
             }
             excluded.push(item.id);
         };
         // An expired lease of this grader on this item is taken over rather than duplicated.
-        let previous: Option<i64> = assignments::table
-            .filter(assignments::item_id.eq(item.id))
-            .filter(assignments::grader_id.eq(grader_id))
-            .filter(assignments::round.eq(item.round))
-            .select(assignments::id)
-            .first(conn)
-            .optional()?;
-        match previous {
-            Some(id) => {
-                set_lease(conn, id, leased_until)?;
-            }
-            None => {
-                let params = [
-                    Param::Int(item.id),
-                    Param::Int(grader_id),
-                    Param::Int(i64::from(item.round)),
-                    Param::Int(leased_until),
-                    Param::Int(now),
-                ];
-                Prepared::new(
-                    "INSERT INTO assignments (item_id, grader_id, round, leased_until, created_at) VALUES ($1, $2, $3, $4, $5)",
-                    &params,
-                )
-                .execute(conn)?;
-            }
-        }
+        let params = [
+            Param::Int(item.id),
+            Param::Int(grader_id),
+            Param::Int(i64::from(item.round)),
+            Param::Int(leased_until),
+            Param::Int(now),
+        ];
+        Prepared::new(
+            "INSERT INTO assignments (item_id, grader_id, round, leased_until, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (item_id, grader_id, round) DO UPDATE SET leased_until = excluded.leased_until, expired = FALSE \
+             WHERE assignments.completed_at IS NULL",
+            &params,
+        )
+        .execute(conn)?;
         if item.status == ItemStatus::Pending.as_str() {
             let cause = Cause { actor_id: Some(grader_id), reason: "first lease" };
             workflow::apply(conn, &item, &Event::GradingStarted, cause, serde_json::json!({}))
@@ -278,6 +264,24 @@ pub fn lease_next(
         Ok(Some(Lease { round: item.round, item, leased_until }))
     })?;
     Ok(lease)
+}
+
+/// Checks that `item`, chosen and locked, still has a free place in its round and that the
+/// grader has no place in that round. It counts in new statements (see [`lease_next`]).
+fn place_still_free(conn: &mut DbConnection, project: &ProjectRow, item: &ItemRow, grader_id: i64, now: i64) -> QueryResult<bool> {
+    let open_status = item.status == ItemStatus::Pending.as_str() || item.status == ItemStatus::Grading.as_str();
+    if !open_status {
+        return Ok(false);
+    }
+    let held = places_held(conn, item.id, item.round, now)?;
+    let mine: i64 = assignments::table
+        .filter(assignments::item_id.eq(item.id))
+        .filter(assignments::round.eq(item.round))
+        .filter(assignments::grader_id.eq(grader_id))
+        .filter(assignments::completed_at.is_not_null().or(assignments::leased_until.gt(now)))
+        .count()
+        .get_result(conn)?;
+    Ok(mine == 0 && held < required_grades(project.overlap, item.extra_grades))
 }
 
 /// Renews an assignment's lease or gives it a new expiry; a lease marked expired holds its
@@ -345,12 +349,12 @@ pub struct GradeReceipt {
 
 /// Loads the current (not superseded) grade of each grader of an item's round, oldest first.
 pub fn current_grades(conn: &mut DbConnection, item_id: i64, round: i32) -> QueryResult<Vec<super::models::GradeRow>> {
-    let all: Vec<super::models::GradeRow> = grades::table
+    let all: Vec<super::models::GradeRow> = native!(conn, |c| grades::table
         .filter(grades::item_id.eq(item_id))
         .filter(grades::round.eq(round))
         .order(grades::id.asc())
         .select(super::models::GradeRow::as_select())
-        .load(conn)?;
+        .load(c))?;
     let replaced: std::collections::HashSet<i64> = all.iter().filter_map(|g| g.supersedes).collect();
     Ok(all.into_iter().filter(|g| !replaced.contains(&g.id)).collect())
 }
@@ -370,21 +374,17 @@ pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, n
     conn.transaction::<_, GradeError, _>(|conn| {
         lock_for_write(conn)?;
         lock_item(conn, submission.item_id)?;
-        let item: ItemRow = items::table
-            .find(submission.item_id)
-            .select(ItemRow::as_select())
-            .first(conn)
-            .optional()?
+        let item: ItemRow = native!(conn, |c| items::table.find(submission.item_id).select(ItemRow::as_select()).first(c).optional())?
             .filter(|item| item.project_id == project.id)
             .ok_or(GradeError::NotFound(submission.item_id))?;
 
-        let assignment: Option<(i64, i64, Option<i64>)> = assignments::table
+        let assignment: Option<(i64, i64, Option<i64>)> = native!(conn, |c| assignments::table
             .filter(assignments::item_id.eq(item.id))
             .filter(assignments::grader_id.eq(submission.grader_id))
             .filter(assignments::round.eq(item.round))
             .select((assignments::id, assignments::leased_until, assignments::completed_at))
-            .first(conn)
-            .optional()?;
+            .first(c)
+            .optional())?;
         let status = ItemStatus::parse(&item.status).ok_or_else(|| StoreError::Corrupt(format!("item status {:?}", item.status)))?;
         // In adjudication the place in the round is the assignment made for the graders of the
         // round before when the round opened. It is not a lease and never expires.
@@ -486,14 +486,14 @@ pub fn own_grade(conn: &mut DbConnection, item_id: i64, grader_id: i64) -> Query
 /// and items still open to them.
 pub fn progress(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64, now: i64) -> QueryResult<(i64, i64)> {
     // The trigger of `grader_day_counts` counts each first grade of an item, not corrections.
-    let graded_today: i64 = grader_day_counts::table
+    let graded_today: i64 = native!(conn, |c| grader_day_counts::table
         .filter(grader_day_counts::project_id.eq(project.id))
         .filter(grader_day_counts::grader_id.eq(grader_id))
         .filter(grader_day_counts::day.eq(now.div_euclid(DAY_MS)))
         .select(grader_day_counts::n)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0);
+        .first(c)
+        .optional())?
+    .unwrap_or(0);
     let remaining = open_item_count(conn, project, grader_id, now)?;
     Ok((graded_today, remaining))
 }
@@ -509,15 +509,11 @@ fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    // Pending items are open to everyone, and the triggers of `item_status_counts` keep
-    // their number; only items in grading need their places counted.
-    let pending: i64 = item_status_counts::table
-        .filter(item_status_counts::project_id.eq(project.id))
-        .filter(item_status_counts::status.eq(ItemStatus::Pending.as_str()))
-        .select(item_status_counts::n)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0);
+    // Pending items are open to everyone. The triggers of `item_status_counts` keep their
+    // number, split into slots that the query adds up. Only items in grading need their
+    // places counted.
+    const PENDING: &str = "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM item_status_counts \
+         WHERE project_id = $1 AND status = 'pending'";
     // Parameters: $1 study, $2 grader, $3 now, $4 overlap. Items with a free place the
     // grader has no part in, then the items the grader holds a lease on.
     const OPEN: &str = "SELECT COUNT(*) AS n FROM items i \
@@ -528,9 +524,10 @@ fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64
          WHERE a.grader_id = $2 AND a.completed_at IS NULL AND a.leased_until > $3 \
            AND i.project_id = $1 AND i.status = 'grading' AND a.round = i.round";
     let params = [Param::Int(project.id), Param::Int(grader_id), Param::Int(now), Param::Int(i64::from(project.overlap))];
+    let pending: Vec<CountRow> = Prepared::new(PENDING, &params[..1]).load(conn)?;
     let open: Vec<CountRow> = Prepared::new(OPEN, &params).load(conn)?;
     let held: Vec<CountRow> = Prepared::new(HELD, &params[..3]).load(conn)?;
-    Ok(pending + open.first().map_or(0, |row| row.n) + held.first().map_or(0, |row| row.n))
+    Ok([pending, open, held].iter().map(|rows| rows.first().map_or(0, |row| row.n)).sum())
 }
 
 /// Closes the round of every item in grading that has all the grades the study now needs;

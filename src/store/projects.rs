@@ -66,11 +66,11 @@ pub fn create_project(conn: &mut DbConnection, spec: &ProjectSpec<'_>) -> Result
 }
 
 pub fn find_by_slug(conn: &mut DbConnection, slug: &str) -> StoreResult<Option<ProjectRow>> {
-    Ok(projects::table
+    Ok(super::native!(conn, |c| projects::table
         .filter(projects::slug.eq(slug))
         .select(ProjectRow::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Adds a member with a role, or changes the role of an existing member. A new member gets
@@ -131,12 +131,12 @@ pub fn change_member(
 
 /// The caller's role in a study, if a member.
 pub fn role_of(conn: &mut DbConnection, project_id: i64, user_id: i64) -> StoreResult<Option<Role>> {
-    let role: Option<String> = memberships::table
+    let role: Option<String> = super::native!(conn, |c| memberships::table
         .filter(memberships::project_id.eq(project_id))
         .filter(memberships::user_id.eq(user_id))
         .select(memberships::role)
-        .first(conn)
-        .optional()?;
+        .first(c)
+        .optional())?;
     match role {
         None => Ok(None),
         Some(text) => Role::parse(&text)

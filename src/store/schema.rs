@@ -182,9 +182,10 @@ diesel::table! {
 }
 
 diesel::table! {
-    item_status_counts (project_id, status) {
+    item_status_counts (project_id, status, slot) {
         project_id -> BigInt,
         status -> Text,
+        slot -> Integer,
         n -> BigInt,
     }
 }

@@ -58,7 +58,7 @@ pub fn find_by_username(conn: &mut DbConnection, username: &str) -> StoreResult<
 }
 
 pub fn find_by_id(conn: &mut DbConnection, id: i64) -> StoreResult<Option<UserRow>> {
-    Ok(users::table.find(id).select(UserRow::as_select()).first(conn).optional()?)
+    Ok(super::native!(conn, |c| users::table.find(id).select(UserRow::as_select()).first(c).optional())?)
 }
 
 pub fn count(conn: &mut DbConnection) -> StoreResult<i64> {

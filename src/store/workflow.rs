@@ -68,11 +68,7 @@ pub struct Cause<'a> {
 
 /// Loads the item of a study with this id, inside the caller's transaction.
 pub(crate) fn item_in_project(conn: &mut DbConnection, project_id: i64, item_id: i64) -> Result<ItemRow, WorkflowError> {
-    items::table
-        .find(item_id)
-        .select(ItemRow::as_select())
-        .first(conn)
-        .optional()?
+    super::native!(conn, |c| items::table.find(item_id).select(ItemRow::as_select()).first(c).optional())?
         .filter(|item| item.project_id == project_id)
         .ok_or(WorkflowError::NotFound(item_id))
 }
@@ -156,12 +152,12 @@ pub(crate) fn apply(
 /// Finds the round in which the item last entered grading: the latest round up to `round`
 /// whose assignments are leases, or 0 when there is none.
 fn grading_round_start(conn: &mut DbConnection, item_id: i64, round: i32) -> QueryResult<i32> {
-    let start: Option<i32> = assignments::table
+    let start: Option<i32> = super::native!(conn, |c| assignments::table
         .filter(assignments::item_id.eq(item_id))
         .filter(assignments::round.le(round))
         .filter(assignments::leased_until.gt(0))
         .select(diesel::dsl::max(assignments::round))
-        .first(conn)?;
+        .first(c))?;
     Ok(start.unwrap_or(0))
 }
 
@@ -183,13 +179,13 @@ pub(crate) struct NewResolution<'a> {
 
 /// Appends a resolution that supersedes the item's current one, if any, and returns its id.
 pub(crate) fn insert_resolution(conn: &mut DbConnection, resolution: &NewResolution<'_>) -> QueryResult<i64> {
-    let existing: Vec<(i64, Option<i64>)> = resolutions::table
+    let existing: Vec<(i64, Option<i64>)> = super::native!(conn, |c| resolutions::table
         .filter(resolutions::item_id.eq(resolution.item_id))
         .select((resolutions::id, resolutions::supersedes))
-        .load(conn)?;
+        .load(c))?;
     let superseded: std::collections::HashSet<i64> = existing.iter().filter_map(|(_, supersedes)| *supersedes).collect();
     let current = existing.iter().map(|(id, _)| *id).filter(|id| !superseded.contains(id)).max();
-    diesel::insert_into(resolutions::table)
+    super::native!(conn, |c| diesel::insert_into(resolutions::table)
         .values((
             resolutions::item_id.eq(resolution.item_id),
             resolutions::answers.eq(resolution.answers_json),
@@ -200,12 +196,12 @@ pub(crate) fn insert_resolution(conn: &mut DbConnection, resolution: &NewResolut
             resolutions::supersedes.eq(current),
             resolutions::created_at.eq(resolution.now),
         ))
-        .execute(conn)?;
-    resolutions::table
+        .execute(c))?;
+    super::native!(conn, |c| resolutions::table
         .filter(resolutions::item_id.eq(resolution.item_id))
         .order(resolutions::id.desc())
         .select(resolutions::id)
-        .first(conn)
+        .first(c))
 }
 
 /// Applies the study's policy to a round that has all its grades and records the outcome:
@@ -231,10 +227,10 @@ pub(crate) fn close_round(
     let policy = ResolutionPolicy::parse(&project.policy)
         .ok_or_else(|| StoreError::Corrupt(format!("policy {:?} of study {}", project.policy, project.slug)))?;
     let params: PolicyParams = serde_json::from_str(&project.policy_params).unwrap_or_default();
-    let has_senior: bool = diesel::select(diesel::dsl::exists(
+    let has_senior: bool = super::native!(conn, |c| diesel::select(diesel::dsl::exists(
         memberships::table.filter(memberships::project_id.eq(project.id)).filter(memberships::role.eq(Role::Senior.as_str())),
     ))
-    .get_result(conn)?;
+    .get_result(c))?;
 
     let rounds_used = rounds_in_cycle(conn, item)?;
     let assessment = assess(guideline, &answers, policy, &params, rounds_used - 1, has_senior);

@@ -44,7 +44,7 @@ impl Writer {
     ///
     /// Fails when the connection cannot be opened or the thread cannot be spawned.
     pub fn start(url: &str) -> Result<Writer, StoreError> {
-        let conn = super::establish(url)?;
+        let conn = open_connection(url)?;
         let url = url.to_string();
         let (jobs, queue) = mpsc::channel::<Job>();
         thread::Builder::new()
@@ -114,6 +114,23 @@ impl Writer {
     }
 }
 
+/// Opens the writer's connection, with its journals in memory and a larger page cache.
+///
+/// Every job runs in a savepoint, and a statement that changes several rows or fires triggers
+/// keeps a statement journal. SQLite first copies each page such a savepoint or statement
+/// changes into a journal, which by default is a temporary file. In the 200-grader load run
+/// the writer wrote about fifteen pages to those files for each page it appended to the
+/// write-ahead log. In memory each copy costs a `memcpy`. The journals never need to survive a
+/// crash, because the transaction they belong to has not committed. The larger cache keeps
+/// the pages the jobs touch between batches; no other connection changes them.
+fn open_connection(url: &str) -> Result<DbConnection, StoreError> {
+    use diesel::connection::SimpleConnection;
+    let mut conn = super::establish(url)?;
+    conn.batch_execute("PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;")
+        .map_err(|e| StoreError::Connect(format!("failed to configure the SQLite writer connection (temp_store, cache_size): {e}")))?;
+    Ok(conn)
+}
+
 /// Runs one job in a savepoint of the batch's transaction, rolled back when it fails.
 fn run_in_savepoint<T, E, F>(conn: &mut DbConnection, job: F) -> Result<T, E>
 where
@@ -137,6 +154,43 @@ where
     }
 }
 
+/// Nice value requested for the writer thread (lower runs first; 0 is the default). In the
+/// 200-grader load run, -20 left the request threads too little time and raised p99 latency
+/// from 50 to 70 ms.
+const WRITER_NICE: i32 = -10;
+
+/// Gives the writer thread a higher scheduling priority than the request threads.
+///
+/// Every grading write passes through this one thread, so when the cores are busy with
+/// requests, time the writer spends waiting for a core delays every caller of the batch. In
+/// the 200-grader load run on 2 cores the writer was ready to run but waiting for a core 29%
+/// of the time, and 20% with the higher priority. The thread blocks whenever its queue is
+/// empty, so it cannot starve the others.
+///
+/// A negative nice value needs `CAP_SYS_NICE` or a matching `RLIMIT_NICE`. Without either the
+/// writer keeps the default priority and logs one line about it.
+#[cfg(target_os = "linux")]
+fn raise_priority() {
+    // SAFETY: gettid has no preconditions. On Linux, PRIO_PROCESS with a thread id sets the
+    // nice value of that thread alone.
+    #[allow(unsafe_code)]
+    let (code, error) = unsafe {
+        let tid = libc::gettid();
+        let code = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICE);
+        (code, std::io::Error::last_os_error())
+    };
+    if code != 0 {
+        tracing::info!(
+            nice = WRITER_NICE,
+            error = %error,
+            "cannot raise the priority of the SQLite writer thread, so it keeps the default; grant CAP_SYS_NICE or raise RLIMIT_NICE for faster grading under load"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn raise_priority() {}
+
 /// Runs the writer loop: waits for a job, gathers what else is queued, runs the batch,
 /// commits and replies. Ends when every [`Writer`] handle is dropped.
 ///
@@ -144,6 +198,7 @@ where
 /// abandoned: the connection is closed (which rolls back what the batch wrote), a new one is
 /// opened, and every caller of the batch gets an error.
 fn run(url: String, mut conn: DbConnection, queue: Receiver<Job>) {
+    raise_priority();
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -175,7 +230,7 @@ fn run(url: String, mut conn: DbConnection, queue: Receiver<Job>) {
             Err(error) => Err(error),
         };
         if panicked {
-            match super::establish(&url) {
+            match open_connection(&url) {
                 Ok(fresh) => conn = fresh,
                 Err(error) => {
                     tracing::error!(error = %error, "cannot reopen the SQLite writer connection; writes stop");
