@@ -15,8 +15,8 @@
 /// Through [`DbConnection`] a DSL query is wrapped in a type without a static query id. diesel
 /// then keys its statement cache by SQL text and builds that text again on every call, which
 /// took 5 to 8% of the SQLite writer's time in the 200-grader load run. On the backend's own
-/// connection the query's type is the key. The query expression is written once and compiled for each
-/// backend. Used for the queries of the grading requests.
+/// connection the query's type is the key. The query expression is written once and compiled
+/// for each backend. Used for the queries of the grading requests.
 macro_rules! native {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
