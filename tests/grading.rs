@@ -320,14 +320,16 @@ fn fifty_graders_race(backend: TestBackend) {
         .expect("items by status")
         .into_iter()
         .collect();
-    let mut kept: BTreeMap<String, i64> = BTreeMap::new();
-    let slots: Vec<(String, i64)> =
-        item_status_counts::table.select((item_status_counts::status, item_status_counts::n)).load(&mut conn).expect("status counts");
+    let slots: Vec<(String, i64)> = item_status_counts::table
+        .select((item_status_counts::status, item_status_counts::n))
+        .load(&mut conn)
+        .expect("status counts");
+    let mut by_trigger: BTreeMap<String, i64> = BTreeMap::new();
     for (status, n) in slots {
-        *kept.entry(status).or_default() += n;
+        *by_trigger.entry(status).or_default() += n;
     }
-    kept.retain(|_, n| *n > 0);
-    assert_eq!(kept, counted, "status counts drifted from the items");
+    by_trigger.retain(|_, n| *n > 0);
+    assert_eq!(by_trigger, counted, "status counts drifted from the items");
     assert_places_held_exact(&mut conn, i64::MAX / 2);
 }
 
@@ -336,8 +338,8 @@ fn fifty_graders_race(backend: TestBackend) {
 fn assert_places_held_exact(conn: &mut quorum::store::DbConnection, now: i64) {
     use diesel::prelude::*;
     use quorum::store::schema::{assignments, items};
-    let kept: Vec<(i64, i32, i32)> = items::table.select((items::id, items::round, items::places_held)).load(conn).expect("items");
-    for (item_id, round, places_held) in kept {
+    let by_trigger: Vec<(i64, i32, i32)> = items::table.select((items::id, items::round, items::places_held)).load(conn).expect("items");
+    for (item_id, round, places_held) in by_trigger {
         let counted: i64 = assignments::table
             .filter(assignments::item_id.eq(item_id))
             .filter(assignments::round.eq(round))

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
 use serde::Deserialize;
 
 use super::access::project_for;
@@ -23,8 +22,7 @@ use crate::domain::guideline::Guideline;
 use crate::domain::roles::Role;
 use crate::store::grading::{self, GradeError, GradeSubmission, DAY_MS};
 use crate::store::models::ProjectRow;
-use crate::store::schema::memberships;
-use crate::store::{active_learning, now_ms, Database, DbConnection};
+use crate::store::{active_learning, agreement, now_ms, Database, DbConnection};
 
 /// Longest comment accepted with a grade, in characters.
 const MAX_COMMENT_CHARS: usize = 10_000;
@@ -177,16 +175,7 @@ pub async fn submit(
         })?;
     // In adjudication the room of the item's round shows each re-grade to the others.
     let room_event = if receipt.round > 0 {
-        let pseudonym: Option<String> = db
-            .read(move |conn| -> Result<_, AppError> {
-                Ok(memberships::table
-                    .filter(memberships::project_id.eq(project_id))
-                    .filter(memberships::user_id.eq(grader_id))
-                    .select(memberships::pseudonym)
-                    .first(conn)
-                    .optional()?)
-            })
-            .await?;
+        let pseudonym = db.read(move |conn| agreement::pseudonym_of(conn, project_id, grader_id)).await?;
         Some(serde_json::json!({
             "type": "regrade",
             "grader": pseudonym,

@@ -204,7 +204,7 @@ pub fn lease_next(
 
         // A lease the grader already holds and has not graded is returned again, so a reload
         // shows the same image instead of taking a second place.
-        let held: Option<(i64, i64)> = native!(conn, |c| assignments::table
+        let current_lease: Option<(i64, i64)> = native!(conn, |c| assignments::table
             .inner_join(items::table)
             .filter(items::project_id.eq(project.id))
             .filter(assignments::grader_id.eq(grader_id))
@@ -216,7 +216,7 @@ pub fn lease_next(
             .select((assignments::id, items::id))
             .first(c)
             .optional())?;
-        if let Some((assignment_id, item_id)) = held {
+        if let Some((assignment_id, item_id)) = current_lease {
             set_lease(conn, assignment_id, leased_until)?;
             let item = find_item(conn, item_id)?;
             return Ok(Some(Lease { round: item.round, item, leased_until }));
@@ -270,7 +270,7 @@ fn place_still_free(conn: &mut DbConnection, project: &ProjectRow, item: &ItemRo
     if !open_status {
         return Ok(false);
     }
-    let held = places_held(conn, item.id, item.round, now)?;
+    let taken = places_held(conn, item.id, item.round, now)?;
     let mine: i64 = assignments::table
         .filter(assignments::item_id.eq(item.id))
         .filter(assignments::round.eq(item.round))
@@ -278,7 +278,7 @@ fn place_still_free(conn: &mut DbConnection, project: &ProjectRow, item: &ItemRo
         .filter(assignments::completed_at.is_not_null().or(assignments::leased_until.gt(now)))
         .count()
         .get_result(conn)?;
-    Ok(mine == 0 && held < required_grades(project.overlap, item.extra_grades))
+    Ok(mine == 0 && taken < required_grades(project.overlap, item.extra_grades))
 }
 
 /// Renews an assignment's lease or gives it a new expiry; a lease marked expired holds its
@@ -403,8 +403,8 @@ pub fn submit_grade(conn: &mut DbConnection, submission: &GradeSubmission<'_>, n
             return Err(GradeError::NotAssigned { item_id: item.id, round: item.round });
         };
         if !in_adjudication && completed_at.is_none() && leased_until <= now {
-            let held = places_held(conn, item.id, item.round, now)?;
-            if held >= required_grades(project.overlap, item.extra_grades) {
+            let taken = places_held(conn, item.id, item.round, now)?;
+            if taken >= required_grades(project.overlap, item.extra_grades) {
                 return Err(GradeError::LeaseLost(item.id));
             }
         }
@@ -523,8 +523,8 @@ fn open_item_count(conn: &mut DbConnection, project: &ProjectRow, grader_id: i64
     let params = [Param::Int(project.id), Param::Int(grader_id), Param::Int(now), Param::Int(i64::from(project.overlap))];
     let pending: Vec<CountRow> = Prepared::new(PENDING, &params[..1]).load(conn)?;
     let open: Vec<CountRow> = Prepared::new(OPEN, &params).load(conn)?;
-    let held: Vec<CountRow> = Prepared::new(HELD, &params[..3]).load(conn)?;
-    Ok([pending, open, held].iter().map(|rows| rows.first().map_or(0, |row| row.n)).sum())
+    let leased: Vec<CountRow> = Prepared::new(HELD, &params[..3]).load(conn)?;
+    Ok([pending, open, leased].iter().map(|rows| rows.first().map_or(0, |row| row.n)).sum())
 }
 
 /// Closes the round of every item in grading that has all the grades the study now needs;
